@@ -1,0 +1,108 @@
+//! The progress display: a bar on a terminal, a plain line every few seconds otherwise.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rejudge::judge::Usage;
+use rejudge::run::Progress;
+use rejudge::verdict::Outcome;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
+/// Shows rows/s, ETA, tokens and failures on stderr.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    total: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+    tokens: AtomicU64,
+    started: Instant,
+    last_line: Mutex<Instant>,
+}
+
+impl Bar {
+    pub fn new(quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal() && !quiet;
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} rows  {per_sec}  eta {eta}  {msg}",
+                )
+                .expect("the progress template is valid; this is a bug"),
+            );
+            bar
+        });
+        Bar {
+            bar,
+            plain: !terminal && !quiet,
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            tokens: AtomicU64::new(0),
+            started: Instant::now(),
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn line(&self) {
+        let done = self.done.load(Ordering::Relaxed);
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        eprintln!(
+            "rejudge: {done}/{} rows, {:.1} rows/s, {} tokens, {} failed",
+            self.total.load(Ordering::Relaxed),
+            done as f64 / elapsed,
+            self.tokens.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed)
+        );
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total: u64, finished_before: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        if finished_before > 0 {
+            eprintln!(
+                "rejudge: {finished_before} of {total} rows already done in the journal; resuming"
+            );
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+
+    fn row(&self, outcome: Outcome, usage: Usage, _from_journal: bool) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let tokens = self.tokens.fetch_add(
+            usage.prompt_tokens + usage.completion_tokens,
+            Ordering::Relaxed,
+        );
+        let failed = self.failed.load(Ordering::Relaxed) + u64::from(outcome == Outcome::Failed);
+        if outcome == Outcome::Failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            bar.set_message(format!("{tokens} tok  {failed} failed"));
+        } else if self.plain {
+            let mut last = self
+                .last_line
+                .lock()
+                .expect("the progress lock is never poisoned; this is a bug");
+            if last.elapsed() >= PLAIN_EVERY || done == self.total.load(Ordering::Relaxed) {
+                *last = Instant::now();
+                drop(last);
+                self.line();
+            }
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! The in-process judge: llama.cpp through `llama-cpp-2`, on a thread of its own.
+//!
+//! Requests arrive over a channel from the async pipeline and are decoded together: up to
+//! `sequences` rows share each forward pass (continuous batching), and the tokens every prompt
+//! starts with (the rubric) are decoded once and shared through the KV cache. Answers are
+//! generated under a grammar compiled from the same JSON schema the HTTP judge sends, so every
+//! answer parses; under log-probability scoring the digits' probabilities are read from the
+//! logits at each score position.
+
+use super::{
+    Judge, JudgeError, JudgeReply, JudgeRequest, Sampling, Scoring, Usage, score_distributions,
+};
+use crate::prompt::{ChatMessage, judgment_schema};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use serde_json::{Value, json};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// The default judge model, fetched from the Hugging Face Hub when none is given.
+pub const DEFAULT_MODEL: &str =
+    "hf://Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf";
+/// Tokens decoded in one forward pass at most.
+const BATCH_TOKENS: usize = 512;
+
+/// Settings of the in-process judge.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// The GGUF file.
+    pub model_path: PathBuf,
+    /// Sampling settings.
+    pub sampling: Sampling,
+    /// CPU threads for llama.cpp.
+    pub threads: usize,
+    /// Tokens of context per sequence (prompt and answer).
+    pub context_size: u32,
+    /// Rows decoded together.
+    pub sequences: usize,
+}
+
+/// Errors while starting the in-process judge.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The model could not be found, fetched or loaded.
+    #[error("{0}")]
+    Model(String),
+}
+
+impl From<LocalError> for JudgeError {
+    fn from(error: LocalError) -> Self {
+        JudgeError {
+            message: error.to_string(),
+            attempts: 0,
+        }
+    }
+}
+
+struct Job {
+    messages: Vec<ChatMessage>,
+    reply: oneshot::Sender<Result<JudgeReply, JudgeError>>,
+}
+
+/// The in-process judge's handle; the model lives on its own thread.
+pub struct LocalJudge {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    model: String,
+    fingerprint: Value,
+}
+
+impl LocalJudge {
+    /// Loads the model on a new thread; returns once it is ready.
+    pub fn start(config: LocalConfig) -> Result<Self, LocalError> {
+        let model = config
+            .model_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| config.model_path.display().to_string());
+        let size = std::fs::metadata(&config.model_path)
+            .map_err(|e| {
+                LocalError::Model(format!("model file {}: {e}", config.model_path.display()))
+            })?
+            .len();
+        let fingerprint = json!({"backend": "local", "model": model, "model_bytes": size, "sampling": config.sampling});
+        let (jobs, receiver) = mpsc::channel();
+        let (ready, loaded) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("rejudge-llama".into())
+            .spawn(move || serve(config, receiver, ready))
+            .map_err(|e| LocalError::Model(e.to_string()))?;
+        match loaded.recv() {
+            Ok(Ok(())) => Ok(LocalJudge {
+                jobs: Some(jobs),
+                thread: Some(thread),
+                model,
+                fingerprint,
+            }),
+            Ok(Err(message)) => Err(LocalError::Model(message)),
+            Err(_) => Err(LocalError::Model(
+                "the model thread stopped while loading".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for LocalJudge {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Judge for LocalJudge {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn fingerprint(&self) -> Value {
+        self.fingerprint.clone()
+    }
+
+    async fn judge(&self, request: &JudgeRequest) -> Result<JudgeReply, JudgeError> {
+        let stopped = || JudgeError {
+            message: "the in-process judge stopped".into(),
+            attempts: 1,
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            messages: request.messages.clone(),
+            reply,
+        };
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(job)
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Finds the GGUF file: a local path, an `hf://ORG/REPO/FILE` address, or the default model.
+/// Hub files go to the standard Hugging Face cache and are reused from there without a network.
+pub async fn resolve_model(
+    source: Option<&str>,
+    token: Option<String>,
+    offline: bool,
+) -> Result<PathBuf, LocalError> {
+    let source = source.unwrap_or(DEFAULT_MODEL);
+    let Some(address) = source.strip_prefix("hf://") else {
+        let path = PathBuf::from(source);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(LocalError::Model(format!(
+                "model file {source} does not exist\nhint: give a .gguf path or hf://ORG/REPO/FILE.gguf"
+            )))
+        };
+    };
+    let mut parts = address.splitn(3, '/');
+    let (Some(owner), Some(name), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(LocalError::Model(format!(
+            "{source}: expected hf://ORG/REPO/FILE.gguf"
+        )));
+    };
+    let repository = format!("{owner}/{name}");
+    if let Some(path) = hf_hub::Cache::from_env()
+        .model(repository.clone())
+        .get(file)
+    {
+        return Ok(path);
+    }
+    let hint = "hint: pass --model-file PATH.gguf, set REJUDGE_MODEL_FILE, or run scripts/demo-model.sh for the tiny demo model";
+    if offline {
+        return Err(LocalError::Model(format!(
+            "{source} is not in the Hugging Face cache and HF_HUB_OFFLINE=1\n{hint}"
+        )));
+    }
+    let api = hf_hub::api::tokio::ApiBuilder::from_env()
+        .with_token(token)
+        .with_progress(false)
+        .build()
+        .map_err(|e| LocalError::Model(format!("Hugging Face Hub client: {e}")))?;
+    api.model(repository).get(file).await.map_err(|e| {
+        LocalError::Model(format!(
+            "could not download {source} from the Hugging Face Hub: {e}\n{hint}"
+        ))
+    })
+}
+
+/// The model thread: loads, reports readiness, then decodes jobs until the channel closes.
+fn serve(config: LocalConfig, jobs: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<(), String>>) {
+    let mut backend = match LlamaBackend::init() {
+        Ok(backend) => backend,
+        Err(error) => {
+            let _ = ready.send(Err(format!("starting llama.cpp: {error}")));
+            return;
+        }
+    };
+    backend.void_logs();
+    let model = match LlamaModel::load_from_file(
+        &backend,
+        &config.model_path,
+        &LlamaModelParams::default(),
+    ) {
+        Ok(model) => model,
+        Err(error) => {
+            let _ = ready.send(Err(format!(
+                "loading {}: {error}",
+                config.model_path.display()
+            )));
+            return;
+        }
+    };
+    let sequences = config.sequences.max(1);
+    let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+    // One extra sequence holds the shared prompt prefix.
+    let total_context = config.context_size.saturating_mul(sequences as u32 + 1);
+    let parameters = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(total_context))
+        .with_n_batch(BATCH_TOKENS as u32)
+        .with_n_ubatch(BATCH_TOKENS as u32)
+        .with_n_seq_max(sequences as u32 + 1)
+        .with_kv_unified(true)
+        .with_swa_full(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let context = match model.new_context(&backend, parameters) {
+        Ok(context) => context,
+        Err(error) => {
+            let _ = ready.send(Err(format!(
+                "creating a llama.cpp context of {total_context} tokens: {error}"
+            )));
+            return;
+        }
+    };
+    let grammar = llama_cpp_2::json_schema_to_grammar(&judgment_schema().to_string()).ok();
+    let _ = ready.send(Ok(()));
+    let mut engine = Engine::new(&model, context, config, grammar);
+    engine.run(&jobs);
+}
+
+/// A row being decoded in one sequence slot.
+struct Active {
+    reply: oneshot::Sender<Result<JudgeReply, JudgeError>>,
+    started: Instant,
+    prompt_tokens: usize,
+    pending: Vec<LlamaToken>,
+    position: i32,
+    last: Option<LlamaToken>,
+    sampler: LlamaSampler,
+    text: Vec<u8>,
+    generated: usize,
+    steps: Vec<(String, Vec<(String, f64)>)>,
+}
+
+struct Engine<'m> {
+    model: &'m LlamaModel,
+    context: LlamaContext<'m>,
+    config: LocalConfig,
+    grammar: Option<String>,
+    slots: Vec<Option<Active>>,
+    prefix: Vec<LlamaToken>,
+    prefix_ready: bool,
+    digits: Vec<(usize, LlamaToken)>,
+}
+
+impl<'m> Engine<'m> {
+    fn new(
+        model: &'m LlamaModel,
+        context: LlamaContext<'m>,
+        config: LocalConfig,
+        grammar: Option<String>,
+    ) -> Self {
+        let vocab = model.vocab();
+        let mut digits = Vec::new();
+        for digit in 1..=5usize {
+            for spelling in [format!("{digit}"), format!(" {digit}")] {
+                if let [token] = vocab.tokenize(spelling.as_bytes(), false, false)[..] {
+                    if !digits.contains(&(digit, token)) {
+                        digits.push((digit, token));
+                    }
+                }
+            }
+        }
+        let slots = (0..config.sequences.max(1)).map(|_| None).collect();
+        Engine {
+            model,
+            context,
+            config,
+            grammar,
+            slots,
+            prefix: Vec::new(),
+            prefix_ready: false,
+            digits,
+        }
+    }
+
+    fn prefix_sequence(&self) -> i32 {
+        self.slots.len() as i32
+    }
+
+    fn run(&mut self, jobs: &mpsc::Receiver<Job>) {
+        loop {
+            if !self.admit(jobs) {
+                return;
+            }
+            if let Err(message) = self.step() {
+                self.fail_all(&message);
+            }
+        }
+    }
+
+    /// Fills free slots; waits for a job when every slot is free. False once the channel closes
+    /// and nothing is left to decode.
+    fn admit(&mut self, jobs: &mpsc::Receiver<Job>) -> bool {
+        let idle = self.slots.iter().all(Option::is_none);
+        let mut first = true;
+        while let Some(slot) = self.slots.iter().position(Option::is_none) {
+            let job = if idle && first {
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return false,
+                }
+            } else {
+                match jobs.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            };
+            first = false;
+            self.place(slot, job);
+        }
+        true
+    }
+
+    fn place(&mut self, slot: usize, job: Job) {
+        let started = Instant::now();
+        let tokens = match self.tokenize(&job.messages) {
+            Ok(tokens) => tokens,
+            Err(message) => {
+                let _ = job.reply.send(Err(JudgeError {
+                    message,
+                    attempts: 1,
+                }));
+                return;
+            }
+        };
+        let limit = self.config.context_size as usize;
+        let room = self.config.sampling.max_tokens as usize;
+        if tokens.len() + room > limit {
+            let message = format!(
+                "the prompt has {} tokens; with {room} for the answer it does not fit the context of {limit} (raise --context-size)",
+                tokens.len()
+            );
+            let _ = job.reply.send(Err(JudgeError {
+                message,
+                attempts: 1,
+            }));
+            return;
+        }
+        if !self.prefix_ready {
+            self.learn_prefix(&job.messages, &tokens);
+        }
+        let shared = self.shared_prefix(&tokens);
+        let sequence = slot as i32;
+        let _ = self.context.kv_cache_seq_rm(sequence, None, None);
+        if shared > 0 {
+            let _ = self.context.kv_cache_seq_cp(
+                self.prefix_sequence(),
+                sequence,
+                Some(0),
+                Some(shared as u32),
+            );
+        }
+        let Some(sampler) = self.sampler() else {
+            let _ = job.reply.send(Err(JudgeError {
+                message: "the answer grammar could not be built".into(),
+                attempts: 1,
+            }));
+            return;
+        };
+        self.slots[slot] = Some(Active {
+            reply: job.reply,
+            started,
+            prompt_tokens: tokens.len(),
+            pending: tokens[shared..].to_vec(),
+            position: shared as i32,
+            last: None,
+            sampler,
+            text: Vec::new(),
+            generated: 0,
+            steps: Vec::new(),
+        });
+    }
+
+    fn sampler(&self) -> Option<LlamaSampler> {
+        let mut chain = Vec::new();
+        if let Some(grammar) = &self.grammar {
+            chain.push(LlamaSampler::grammar(self.model, grammar, "root").ok()?);
+        }
+        let sampling = &self.config.sampling;
+        if sampling.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            chain.push(LlamaSampler::temp(sampling.temperature as f32));
+            chain.push(LlamaSampler::dist(sampling.seed.unwrap_or(0) as u32));
+        }
+        Some(LlamaSampler::chain_simple(chain))
+    }
+
+    /// The tokens of the chat-formatted prompt; a model without a chat template (a base model)
+    /// gets a plain layout.
+    fn tokenize(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, String> {
+        let text = self.format(messages)?;
+        Ok(self.model.vocab().tokenize(text.as_bytes(), true, true))
+    }
+
+    fn format(&self, messages: &[ChatMessage]) -> Result<String, String> {
+        let chat: Result<Vec<LlamaChatMessage>, _> = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
+            .collect();
+        let chat = chat.map_err(|e| format!("a message holds a NUL byte: {e}"))?;
+        if let Ok(template) = self.model.chat_template(None)
+            && let Ok(text) = self.model.apply_chat_template(&template, &chat, true)
+        {
+            return Ok(text);
+        }
+        let mut text = String::new();
+        for message in messages {
+            text.push_str(&message.content);
+            text.push_str("\n\n");
+        }
+        text.push_str("JSON answer:\n");
+        Ok(text)
+    }
+
+    /// The tokens every prompt shares: the first prompt rendered with two different user
+    /// messages agrees up to the end of the rubric.
+    fn learn_prefix(&mut self, messages: &[ChatMessage], tokens: &[LlamaToken]) {
+        self.prefix_ready = true;
+        let variant = |content: &str| {
+            let mut changed = messages.to_vec();
+            if let Some(last) = changed.last_mut() {
+                last.content = content.to_owned();
+            }
+            self.tokenize(&changed).unwrap_or_default()
+        };
+        let (one, two) = (variant("x"), variant("y"));
+        let common = one.iter().zip(&two).take_while(|(a, b)| a == b).count();
+        let common = common.min(tokens.len().saturating_sub(1));
+        if common < 16 {
+            return;
+        }
+        let prefix = tokens[..common].to_vec();
+        let sequence = self.prefix_sequence();
+        for (offset, chunk) in prefix.chunks(BATCH_TOKENS).enumerate() {
+            let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+            for (position, token) in chunk.iter().enumerate() {
+                let position = (offset * BATCH_TOKENS + position) as i32;
+                if batch.add(*token, position, &[sequence], false).is_err() {
+                    return;
+                }
+            }
+            if self.context.decode(&mut batch).is_err() {
+                let _ = self.context.kv_cache_seq_rm(sequence, None, None);
+                return;
+            }
+        }
+        self.prefix = prefix;
+    }
+
+    fn shared_prefix(&self, tokens: &[LlamaToken]) -> usize {
+        let common = self
+            .prefix
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // At least one token must be decoded for the slot to get logits.
+        common.min(tokens.len().saturating_sub(1))
+    }
+
+    /// One forward pass over every active slot: a token each for slots that are generating,
+    /// then prompt chunks for slots still reading their prompt.
+    fn step(&mut self) -> Result<(), String> {
+        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+        let mut logits_at: Vec<(usize, i32)> = Vec::new();
+        let mut used = 0usize;
+        for (slot, active) in self.slots.iter_mut().enumerate() {
+            let Some(active) = active else { continue };
+            if let (true, Some(token)) = (active.pending.is_empty(), active.last) {
+                batch
+                    .add(token, active.position, &[slot as i32], true)
+                    .map_err(|e| e.to_string())?;
+                active.position += 1;
+                logits_at.push((slot, used as i32));
+                used += 1;
+            }
+        }
+        for (slot, active) in self.slots.iter_mut().enumerate() {
+            let Some(active) = active else { continue };
+            if active.pending.is_empty() || used >= BATCH_TOKENS {
+                continue;
+            }
+            let take = active.pending.len().min(BATCH_TOKENS - used);
+            let chunk: Vec<LlamaToken> = active.pending.drain(..take).collect();
+            let finishing = active.pending.is_empty();
+            for (offset, token) in chunk.iter().enumerate() {
+                let wants_logits = finishing && offset + 1 == chunk.len();
+                batch
+                    .add(*token, active.position, &[slot as i32], wants_logits)
+                    .map_err(|e| e.to_string())?;
+                active.position += 1;
+                if wants_logits {
+                    logits_at.push((slot, used as i32));
+                }
+                used += 1;
+            }
+        }
+        if used == 0 {
+            return Ok(());
+        }
+        self.context
+            .decode(&mut batch)
+            .map_err(|e| format!("llama.cpp decode: {e}"))?;
+        for (slot, index) in logits_at {
+            self.sample(slot, index);
+        }
+        Ok(())
+    }
+
+    fn sample(&mut self, slot: usize, index: i32) {
+        let candidates = self.score_candidates(slot, index);
+        let Some(active) = self.slots[slot].as_mut() else {
+            return;
+        };
+        let token = active.sampler.sample(&self.context, index);
+        let vocab = self.model.vocab();
+        let finished_by_model = vocab.is_eog(token);
+        if !finished_by_model {
+            let piece = vocab.token_to_piece(token, false, None);
+            if self.config.sampling.scoring == Scoring::Logprobs {
+                active
+                    .steps
+                    .push((String::from_utf8_lossy(&piece).into_owned(), candidates));
+            }
+            active.text.extend_from_slice(&piece);
+            active.generated += 1;
+            active.last = Some(token);
+        }
+        let at_limit = active.generated >= self.config.sampling.max_tokens as usize;
+        let out_of_room = active.position as usize + 1 >= self.config.context_size as usize;
+        if finished_by_model || at_limit || out_of_room {
+            self.finish(slot);
+        }
+    }
+
+    /// Log-probabilities of the score digits when the answer so far ends at a score position.
+    fn score_candidates(&self, slot: usize, index: i32) -> Vec<(String, f64)> {
+        let Some(active) = self.slots[slot].as_ref() else {
+            return Vec::new();
+        };
+        if self.config.sampling.scoring != Scoring::Logprobs {
+            return Vec::new();
+        }
+        let text = String::from_utf8_lossy(&active.text);
+        let trimmed = text.trim_end();
+        if !(trimmed.ends_with("\"score\":") || trimmed.ends_with("\"score\": ")) {
+            return Vec::new();
+        }
+        let logits = self.context.get_logits_ith(index);
+        let mut best = [f64::NEG_INFINITY; 5];
+        for (digit, token) in &self.digits {
+            if let Some(logit) = logits.get(token.0 as usize) {
+                best[digit - 1] = best[digit - 1].max(f64::from(*logit));
+            }
+        }
+        let top = best.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !top.is_finite() {
+            return Vec::new();
+        }
+        let total: f64 = best.iter().map(|l| (l - top).exp()).sum();
+        (1..=5)
+            .map(|d| (d.to_string(), best[d - 1] - top - total.ln()))
+            .collect()
+    }
+
+    fn finish(&mut self, slot: usize) {
+        let Some(active) = self.slots[slot].take() else {
+            return;
+        };
+        let _ = self.context.kv_cache_seq_rm(slot as i32, None, None);
+        let distributions = match self.config.sampling.scoring {
+            Scoring::Logprobs => score_distributions(active.steps),
+            Scoring::Score => None,
+        };
+        let reply = JudgeReply {
+            text: String::from_utf8_lossy(&active.text).into_owned(),
+            usage: Usage {
+                prompt_tokens: active.prompt_tokens as u64,
+                completion_tokens: active.generated as u64,
+            },
+            distributions,
+            attempts: 1,
+            latency: active.started.elapsed(),
+        };
+        let _ = active.reply.send(Ok(reply));
+    }
+
+    fn fail_all(&mut self, message: &str) {
+        for slot in 0..self.slots.len() {
+            if let Some(active) = self.slots[slot].take() {
+                let _ = self.context.kv_cache_seq_rm(slot as i32, None, None);
+                let _ = active.reply.send(Err(JudgeError {
+                    message: message.to_owned(),
+                    attempts: 1,
+                }));
+            }
+        }
+    }
+}
+
+/// Whether a path names a GGUF file by its extension.
+pub fn is_gguf(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}

@@ -1,0 +1,219 @@
+//! Judges: the [`Judge`] trait, the OpenAI-compatible HTTP backend, the in-process llama.cpp
+//! backend, and the retry policy they share.
+
+#[cfg(feature = "local")]
+pub mod local;
+pub mod openai;
+mod retry;
+
+pub use openai::{OpenAiConfig, OpenAiJudge};
+pub use retry::{Failure, RetryPolicy, is_transient};
+
+use crate::prompt::ChatMessage;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::time::Duration;
+
+/// How a score is read from the judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scoring {
+    /// The score the judge writes.
+    #[default]
+    Score,
+    /// The expected score under the judge's next-token distribution at each score position.
+    Logprobs,
+}
+
+/// Sampling settings sent with every request; part of the request key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sampling {
+    /// Sampling temperature (0: greedy).
+    pub temperature: f64,
+    /// Most tokens the judge may write.
+    pub max_tokens: u32,
+    /// Sampling seed, for servers that honour one.
+    pub seed: Option<u64>,
+    /// How scores are read.
+    pub scoring: Scoring,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            max_tokens: 512,
+            seed: Some(0),
+            scoring: Scoring::Score,
+        }
+    }
+}
+
+/// One judgment request: the rendered messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeRequest {
+    /// The messages to send.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// Tokens used by one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+}
+
+/// A judge's answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeReply {
+    /// The text the judge wrote.
+    pub text: String,
+    /// Token usage, as the judge reported it.
+    pub usage: Usage,
+    /// Score distributions at the two score positions (A, then B), under log-probability scoring.
+    pub distributions: Option<[[f64; 5]; 2]>,
+    /// Attempts made, 1 when the first succeeded.
+    pub attempts: u32,
+    /// Wall time from the first attempt to the answer.
+    pub latency: Duration,
+}
+
+/// A request that failed for good: after its retries, or at once for errors that retrying cannot
+/// fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message} (after {attempts} attempt{plural})", plural = if *attempts == 1 { "" } else { "s" })]
+pub struct JudgeError {
+    /// What went wrong, with the HTTP status and a truncated body where there is one.
+    pub message: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// A judge of response pairs. Backends differ in transport; the pipeline sees only this.
+pub trait Judge: Send + Sync {
+    /// The model's name, as written to the `judge_model` column.
+    fn model(&self) -> &str;
+
+    /// Everything besides the messages that determines the answer (model, sampling); it goes
+    /// into each request's journal key. Never includes an address or a key.
+    fn fingerprint(&self) -> serde_json::Value;
+
+    /// Sends one request, with retries, and returns the answer or the final error.
+    fn judge(
+        &self,
+        request: &JudgeRequest,
+    ) -> impl Future<Output = Result<JudgeReply, JudgeError>> + Send;
+}
+
+/// Any of the built-in judges, so that a command can pick one at run time.
+pub enum AnyJudge {
+    /// An OpenAI-compatible server.
+    OpenAi(OpenAiJudge),
+    /// llama.cpp in-process.
+    #[cfg(feature = "local")]
+    Local(local::LocalJudge),
+}
+
+impl Judge for AnyJudge {
+    fn model(&self) -> &str {
+        match self {
+            AnyJudge::OpenAi(judge) => judge.model(),
+            #[cfg(feature = "local")]
+            AnyJudge::Local(judge) => judge.model(),
+        }
+    }
+
+    fn fingerprint(&self) -> serde_json::Value {
+        match self {
+            AnyJudge::OpenAi(judge) => judge.fingerprint(),
+            #[cfg(feature = "local")]
+            AnyJudge::Local(judge) => judge.fingerprint(),
+        }
+    }
+
+    async fn judge(&self, request: &JudgeRequest) -> Result<JudgeReply, JudgeError> {
+        match self {
+            AnyJudge::OpenAi(judge) => judge.judge(request).await,
+            #[cfg(feature = "local")]
+            AnyJudge::Local(judge) => judge.judge(request).await,
+        }
+    }
+}
+
+/// Score distributions at the score positions of a generated judgment: the candidates seen where
+/// the text so far ends with `"score":`, labelled by the last `response_a`/`response_b` key before
+/// them. `steps` yields each generated token's text with its candidate tokens and log-probabilities.
+pub fn score_distributions<I, C, S>(steps: I) -> Option<[[f64; 5]; 2]>
+where
+    I: IntoIterator<Item = (S, C)>,
+    C: IntoIterator<Item = (S, f64)>,
+    S: AsRef<str>,
+{
+    let mut text = String::new();
+    let mut found: [Option<[f64; 5]>; 2] = [None, None];
+    for (token, candidates) in steps {
+        let before = text.trim_end();
+        if before.ends_with("\"score\":")
+            && token
+                .as_ref()
+                .trim()
+                .starts_with(|c: char| c.is_ascii_digit())
+        {
+            let slot = match (
+                before.rfind("\"response_a\""),
+                before.rfind("\"response_b\""),
+            ) {
+                (Some(a), Some(b)) => usize::from(b > a),
+                (None, Some(_)) => 1,
+                _ => 0,
+            };
+            let candidates: Vec<(S, f64)> = candidates.into_iter().collect();
+            found[slot] = crate::verdict::distribution_from_logprobs(
+                candidates
+                    .iter()
+                    .map(|(token, logprob)| (token.as_ref(), *logprob)),
+            );
+        }
+        text.push_str(token.as_ref());
+    }
+    match found {
+        [Some(a), Some(b)] => Some([a, b]),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distributions_are_found_at_both_score_positions() {
+        let steps = vec![
+            (
+                "{\"response_a\": {\"rationale\": \"ok\", \"score\":",
+                vec![],
+            ),
+            (" 4", vec![(" 4", -0.2), (" 3", -1.8)]),
+            (
+                "}, \"response_b\": {\"rationale\": \"no\", \"score\": ",
+                vec![],
+            ),
+            ("2", vec![("2", -0.1), ("1", -2.4), ("x", -5.0)]),
+            ("}}", vec![]),
+        ];
+        let [a, b] = score_distributions(steps).expect("two positions");
+        assert!(a[3] > a[2] && a[0] == 0.0);
+        assert!(b[1] > b[0] && b[4] == 0.0);
+    }
+
+    #[test]
+    fn no_distribution_without_both_positions() {
+        let steps = vec![
+            ("{\"response_a\": {\"score\": ", vec![]),
+            ("4", vec![("4", -0.1)]),
+        ];
+        assert!(score_distributions(steps).is_none());
+    }
+}

@@ -1,0 +1,380 @@
+//! The judge's instructions: the built-in rubric (English and Italian), user templates, and the
+//! rendering of one pair into chat messages.
+//!
+//! The built-in prompt is two messages: a system message with the rubric, identical for every
+//! row (so a local judge can keep its KV cache), and a user message with the conversation and the
+//! two responses. A user template (`--template`) renders the whole instruction as one user
+//! message, with the same variables.
+
+use crate::dataset::{Conversation, Turn};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+const RUBRIC_EN: &str = include_str!("templates/rubric.en.txt");
+const RUBRIC_IT: &str = include_str!("templates/rubric.it.txt");
+const PAIR_EN: &str = include_str!("templates/pair.en.j2");
+const PAIR_IT: &str = include_str!("templates/pair.it.j2");
+
+/// The longest rationale, in characters, the judge is asked for.
+pub const RATIONALE_MAX_CHARS: u64 = 400;
+
+/// The language of the built-in rubric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// English.
+    En,
+    /// Italian.
+    It,
+}
+
+impl Language {
+    /// Guesses English or Italian from a few prompts by counting common function words.
+    /// Anything that is not clearly Italian is English, the rubric judges use most.
+    pub fn detect<'a>(samples: impl IntoIterator<Item = &'a str>) -> Language {
+        const ITALIAN: &[&str] = &[
+            "il", "lo", "la", "gli", "le", "che", "di", "del", "della", "per", "non", "una",
+            "sono", "è", "con", "come", "questo", "anche", "perché", "nel", "alla",
+        ];
+        const ENGLISH: &[&str] = &[
+            "the", "and", "is", "of", "to", "that", "with", "for", "this", "are", "what", "how",
+            "you", "it", "in",
+        ];
+        let (mut italian, mut english) = (0usize, 0usize);
+        for sample in samples {
+            for word in sample
+                .split(|c: char| !c.is_alphanumeric() && c != 'è')
+                .filter(|w| !w.is_empty())
+            {
+                let word = word.to_lowercase();
+                italian += usize::from(ITALIAN.contains(&word.as_str()));
+                english += usize::from(ENGLISH.contains(&word.as_str()));
+            }
+        }
+        if italian > english {
+            Language::It
+        } else {
+            Language::En
+        }
+    }
+}
+
+/// One chat message sent to the judge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
+/// Which stored response is shown to the judge as Response A.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// The chosen response is always A.
+    ChosenFirst,
+    /// The rejected response is always A.
+    RejectedFirst,
+    /// A or B by a seeded coin per row, so that a judge's preference for one position cancels
+    /// out over the dataset instead of favouring the stored order.
+    Random,
+}
+
+impl Order {
+    /// Whether the chosen response is shown first for the row at `index`.
+    pub fn chosen_first(self, index: u64, seed: u64) -> bool {
+        match self {
+            Order::ChosenFirst => true,
+            Order::RejectedFirst => false,
+            Order::Random => mix(index ^ seed.rotate_left(32)) & 1 == 0,
+        }
+    }
+}
+
+/// SplitMix64's finaliser: a cheap, well-spread hash of a row number.
+fn mix(mut value: u64) -> u64 {
+    value = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    value ^ (value >> 31)
+}
+
+/// Errors in a user template.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    /// The template does not compile.
+    #[error("template {name}: {message}")]
+    Template {
+        /// The template's file name.
+        name: String,
+        /// The template engine's message, with the line.
+        message: String,
+    },
+}
+
+/// Renders pairs into judge messages.
+#[derive(Debug)]
+pub struct PromptBuilder {
+    environment: minijinja::Environment<'static>,
+    system: Option<String>,
+    template_hash: String,
+    language: Language,
+}
+
+#[derive(Serialize)]
+struct PairContext<'a> {
+    system: Option<&'a str>,
+    history: &'a [Turn],
+    prompt: &'a str,
+    response_a: &'a str,
+    response_b: &'a str,
+    language: Language,
+}
+
+impl PromptBuilder {
+    /// The built-in rubric in `language`.
+    pub fn builtin(language: Language) -> Self {
+        let (rubric, pair) = match language {
+            Language::En => (RUBRIC_EN, PAIR_EN),
+            Language::It => (RUBRIC_IT, PAIR_IT),
+        };
+        Self::build(
+            "builtin",
+            Some(rubric.to_owned()),
+            pair.to_owned(),
+            language,
+        )
+        .expect("the built-in template compiles; this is a bug")
+    }
+
+    /// A user template: `source` renders the single user message.
+    pub fn from_template(
+        name: &str,
+        source: String,
+        language: Language,
+    ) -> Result<Self, PromptError> {
+        Self::build(name, None, source, language)
+    }
+
+    fn build(
+        name: &str,
+        system: Option<String>,
+        source: String,
+        language: Language,
+    ) -> Result<Self, PromptError> {
+        let mut hasher = Sha256::new();
+        hasher.update(system.as_deref().unwrap_or_default());
+        hasher.update([0]);
+        hasher.update(&source);
+        let template_hash = hex(&hasher.finalize());
+        let mut environment = minijinja::Environment::new();
+        environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        environment
+            .add_template_owned("pair", source)
+            .map_err(|e| template_error(name, &e))?;
+        Ok(PromptBuilder {
+            environment,
+            system,
+            template_hash,
+            language,
+        })
+    }
+
+    /// SHA-256 of the rubric and template text, as recorded in the report.
+    pub fn template_hash(&self) -> &str {
+        &self.template_hash
+    }
+
+    /// The language the prompt is written in.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// The rubric text sent as the system message, if the prompt has one.
+    pub fn system_text(&self) -> Option<&str> {
+        self.system.as_deref()
+    }
+
+    /// Renders one pair, with the chosen response as A when `chosen_first`.
+    pub fn render(
+        &self,
+        conversation: &Conversation,
+        chosen_first: bool,
+    ) -> Result<Vec<ChatMessage>, String> {
+        let (response_a, response_b) = if chosen_first {
+            (&conversation.chosen, &conversation.rejected)
+        } else {
+            (&conversation.rejected, &conversation.chosen)
+        };
+        let context = PairContext {
+            system: conversation.system.as_deref(),
+            history: &conversation.history,
+            prompt: &conversation.prompt,
+            response_a,
+            response_b,
+            language: self.language,
+        };
+        let template = self
+            .environment
+            .get_template("pair")
+            .expect("the pair template was added at build time; this is a bug");
+        let user = template
+            .render(minijinja::value::Serde(&context))
+            .map_err(|e| format!("rendering the template: {e}"))?;
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &self.system {
+            messages.push(ChatMessage {
+                role: "system".into(),
+                content: system.clone(),
+            });
+        }
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: user,
+        });
+        Ok(messages)
+    }
+}
+
+fn template_error(name: &str, error: &minijinja::Error) -> PromptError {
+    let line = error
+        .line()
+        .map(|l| format!(" (line {l})"))
+        .unwrap_or_default();
+    PromptError::Template {
+        name: name.to_owned(),
+        message: format!("{error}{line}"),
+    }
+}
+
+/// Lower-case hexadecimal of a byte string.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
+/// The JSON schema of a judgment, sent as `response_format` and compiled to a grammar by local
+/// judges. The rationale comes before the score so the judge reasons before it commits.
+pub fn judgment_schema() -> serde_json::Value {
+    let rating = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "rationale": {"type": "string", "maxLength": RATIONALE_MAX_CHARS},
+            "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+        },
+        "required": ["rationale", "score"],
+        "additionalProperties": false
+    });
+    serde_json::json!({
+        "type": "object",
+        "properties": {"response_a": rating.clone(), "response_b": rating},
+        "required": ["response_a", "response_b"],
+        "additionalProperties": false
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation() -> Conversation {
+        Conversation {
+            system: Some("Be kind.".into()),
+            history: vec![
+                Turn {
+                    role: "user".into(),
+                    content: "Hi".into(),
+                },
+                Turn {
+                    role: "assistant".into(),
+                    content: "Hello!".into(),
+                },
+            ],
+            prompt: "What is 2+2?".into(),
+            chosen: "4".into(),
+            rejected: "5".into(),
+        }
+    }
+
+    #[test]
+    fn builtin_prompt_has_the_rubric_then_the_pair() {
+        let messages = PromptBuilder::builtin(Language::En)
+            .render(&conversation(), true)
+            .unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].role, "system");
+        assert!(messages[0].content.contains("Conciseness"));
+        let user = &messages[1].content;
+        assert!(user.contains("Be kind."));
+        assert!(user.contains("[assistant] Hello!"));
+        let a = user.find("Response A:\n<<<\n4").expect("chosen is A");
+        let b = user.find("Response B:\n<<<\n5").expect("rejected is B");
+        assert!(a < b);
+    }
+
+    #[test]
+    fn order_swaps_the_positions() {
+        let messages = PromptBuilder::builtin(Language::It)
+            .render(&conversation(), false)
+            .unwrap();
+        assert!(messages[1].content.contains("Risposta A:\n<<<\n5"));
+    }
+
+    #[test]
+    fn random_order_is_balanced_and_reproducible() {
+        let firsts = (0..10_000)
+            .filter(|&i| Order::Random.chosen_first(i, 7))
+            .count();
+        assert!((4_700..5_300).contains(&firsts), "{firsts}");
+        assert_eq!(
+            Order::Random.chosen_first(42, 7),
+            Order::Random.chosen_first(42, 7)
+        );
+    }
+
+    #[test]
+    fn user_templates_see_every_variable_and_fail_clearly() {
+        let source =
+            "{{ system }}|{{ history|length }}|{{ prompt }}|{{ response_a }}|{{ response_b }}"
+                .to_string();
+        let builder = PromptBuilder::from_template("mine.j2", source, Language::En).unwrap();
+        let messages = builder.render(&conversation(), true).unwrap();
+        assert_eq!(
+            messages,
+            vec![ChatMessage {
+                role: "user".into(),
+                content: "Be kind.|2|What is 2+2?|4|5".into()
+            }]
+        );
+        let error =
+            PromptBuilder::from_template("bad.j2", "{{ oops".into(), Language::En).unwrap_err();
+        assert!(error.to_string().starts_with("template bad.j2:"), "{error}");
+    }
+
+    #[test]
+    fn language_detection() {
+        assert_eq!(
+            Language::detect(["Qual è la capitale della Francia e perché?"]),
+            Language::It
+        );
+        assert_eq!(
+            Language::detect(["What is the capital of France and why?"]),
+            Language::En
+        );
+        assert_eq!(Language::detect(["数学"]), Language::En);
+    }
+
+    #[test]
+    fn template_hash_changes_with_the_text() {
+        let a = PromptBuilder::from_template("a", "{{ prompt }}".into(), Language::En).unwrap();
+        let b = PromptBuilder::from_template("b", "{{ prompt }}!".into(), Language::En).unwrap();
+        assert_ne!(a.template_hash(), b.template_hash());
+        assert_eq!(a.template_hash().len(), 64);
+    }
+}

@@ -1,0 +1,121 @@
+//! From the judge's raw answer to a decision: parsing (strict JSON, tolerant JSON, plain text,
+//! score distributions) and the per-row [`Outcome`].
+
+mod parse;
+
+pub use parse::{distribution_from_logprobs, expected_score, parse_judgment};
+
+use serde::{Deserialize, Serialize};
+
+/// The judge's rating of one response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    /// The score, 1 to 5; an expected value (not an integer) under log-probability scoring.
+    pub score: f64,
+    /// The judge's short reason.
+    pub rationale: String,
+    /// Probabilities of the scores 1..5, when read from log-probabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<[f64; 5]>,
+}
+
+/// The judge's ratings of the two responses as it saw them (A first, B second).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgment {
+    /// The response shown first.
+    pub response_a: Rating,
+    /// The response shown second.
+    pub response_b: Rating,
+}
+
+/// What happened to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The judge agrees with the stored order.
+    Kept,
+    /// The judge prefers the stored rejected response; the pair was swapped.
+    Swapped,
+    /// The judge scores both alike; the stored order is kept and the row flagged.
+    Tie,
+    /// The judge could not score the row (transport error, unparseable answer, ...).
+    Failed,
+    /// The row itself cannot be judged (missing or empty response, wrong type, ...).
+    Invalid,
+}
+
+impl Outcome {
+    /// Every outcome, in report order.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Kept,
+        Outcome::Swapped,
+        Outcome::Tie,
+        Outcome::Failed,
+        Outcome::Invalid,
+    ];
+
+    /// The name written to the `outcome` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Kept => "kept",
+            Outcome::Swapped => "swapped",
+            Outcome::Tie => "tie",
+            Outcome::Failed => "failed",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+/// The settings that turn two scores into an outcome. Changing them needs no new judge calls.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct DecisionPolicy {
+    /// Score differences up to this size count as a tie (0: only equal scores tie).
+    pub tie_margin: f64,
+}
+
+impl DecisionPolicy {
+    /// Decides between the stored chosen and rejected responses from their scores.
+    pub fn decide(&self, chosen_score: f64, rejected_score: f64) -> Outcome {
+        // A small tolerance keeps expected scores that differ by rounding noise from counting
+        // as a preference.
+        let margin = self.tie_margin.max(0.0) + 1e-9;
+        let difference = chosen_score - rejected_score;
+        if difference > margin {
+            Outcome::Kept
+        } else if -difference > margin {
+            Outcome::Swapped
+        } else {
+            Outcome::Tie
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decisions() {
+        let strict = DecisionPolicy::default();
+        assert_eq!(strict.decide(5.0, 3.0), Outcome::Kept);
+        assert_eq!(strict.decide(2.0, 4.0), Outcome::Swapped);
+        assert_eq!(strict.decide(3.0, 3.0), Outcome::Tie);
+        let lenient = DecisionPolicy { tie_margin: 1.0 };
+        assert_eq!(lenient.decide(4.0, 3.0), Outcome::Tie);
+        assert_eq!(lenient.decide(3.0, 4.5), Outcome::Swapped);
+    }
+
+    proptest! {
+        #[test]
+        fn swapping_the_scores_mirrors_the_decision(a in 1.0f64..5.0, b in 1.0f64..5.0, margin in 0.0f64..2.0) {
+            let policy = DecisionPolicy { tie_margin: margin };
+            let mirrored = match policy.decide(a, b) {
+                Outcome::Kept => Outcome::Swapped,
+                Outcome::Swapped => Outcome::Kept,
+                other => other,
+            };
+            prop_assert_eq!(policy.decide(b, a), mirrored);
+        }
+    }
+}

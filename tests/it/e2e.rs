@@ -1,0 +1,1 @@
+//! End to end against a real llama.cpp server (filled in below).

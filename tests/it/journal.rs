@@ -1,0 +1,1 @@
+//! Crash safety and resume (filled in below).

@@ -1,0 +1,234 @@
+//! An in-test OpenAI-compatible server for fault injection. It judges by keywords: a response
+//! containing "good" scores 5, "bad" scores 1, anything else 3. A [`Fault`] script decides, per
+//! request number, whether to answer normally or misbehave.
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the stub does with one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A valid judgment.
+    Judge,
+    /// This status and body, with an optional Retry-After.
+    Status(u16, String, Option<u32>),
+    /// A valid judgment after a delay.
+    Slow(Duration),
+    /// HTTP 200 with a body that is not a chat completion.
+    Garbage,
+    /// A completion whose text is not a judgment.
+    Prose,
+}
+
+type Script = dyn Fn(usize, &Value) -> Reply + Send + Sync;
+
+pub struct Stub {
+    pub url: String,
+    requests: Arc<AtomicUsize>,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    headers: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stub {
+    /// A stub that always judges.
+    pub fn judging() -> Stub {
+        Stub::start(|_, _| Reply::Judge)
+    }
+
+    pub fn start(script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port is free");
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let headers = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let script: Arc<Script> = Arc::new(script);
+        let shared = (
+            requests.clone(),
+            bodies.clone(),
+            headers.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if shared.3.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (script, requests, bodies, headers) = (
+                    script.clone(),
+                    shared.0.clone(),
+                    shared.1.clone(),
+                    shared.2.clone(),
+                );
+                std::thread::spawn(move || serve(stream, &*script, &requests, &bodies, &headers));
+            }
+        });
+        Stub {
+            url,
+            requests,
+            bodies,
+            headers,
+            stop,
+        }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The JSON bodies received so far.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// The headers of every request received so far (names lower-cased).
+    pub fn headers(&self) -> Vec<HashMap<String, String>> {
+        self.headers.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(
+            self.url
+                .trim_start_matches("http://")
+                .trim_end_matches("/v1"),
+        );
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    script: &Script,
+    requests: &AtomicUsize,
+    bodies: &Mutex<Vec<Value>>,
+    all_headers: &Mutex<Vec<HashMap<String, String>>>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = HashMap::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let number = requests.fetch_add(1, Ordering::SeqCst);
+        bodies.lock().unwrap().push(body.clone());
+        all_headers.lock().unwrap().push(headers);
+        let (status, extra, text) = match script(number, &body) {
+            Reply::Judge => (200, String::new(), completion(&judgment(&body))),
+            Reply::Slow(delay) => {
+                std::thread::sleep(delay);
+                (200, String::new(), completion(&judgment(&body)))
+            }
+            Reply::Status(status, text, retry_after) => {
+                let extra = retry_after
+                    .map(|s| format!("Retry-After: {s}\r\n"))
+                    .unwrap_or_default();
+                (status, extra, text)
+            }
+            Reply::Garbage => (
+                200,
+                String::new(),
+                "<html>upstream hiccup</html>".to_owned(),
+            ),
+            Reply::Prose => (
+                200,
+                String::new(),
+                completion("I think the first one is nicer, really."),
+            ),
+        };
+        let response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{text}",
+            text.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn completion(content: &str) -> String {
+    json!({
+        "id": "stub",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    })
+    .to_string()
+}
+
+/// Scores the two responses of the user message that shows them, by keyword.
+pub fn judgment(body: &Value) -> String {
+    let user = body["messages"]
+        .as_array()
+        .and_then(|messages| {
+            messages.iter().find(|m| {
+                m["role"] == "user"
+                    && m["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("Response A:")
+            })
+        })
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let a = section(&user, "Response A:");
+    let b = section(&user, "Response B:");
+    json!({
+        "response_a": {"rationale": "stub", "score": score(&a)},
+        "response_b": {"rationale": "stub", "score": score(&b)}
+    })
+    .to_string()
+}
+
+fn section(text: &str, label: &str) -> String {
+    text.split(label)
+        .nth(1)
+        .and_then(|rest| rest.split(">>>").next())
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+fn score(response: &str) -> u8 {
+    if response.contains("good") {
+        5
+    } else if response.contains("bad") {
+        1
+    } else {
+        3
+    }
+}

@@ -1,0 +1,109 @@
+//! Helpers shared by the integration tests.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `rejudge` binary built for these tests.
+pub fn rejudge() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rejudge"));
+    command
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("HF_TOKEN")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Runs `rejudge rerank INPUT --base-url URL --model stub-judge --output OUTPUT` plus `extra`.
+pub fn rerank(input: &Path, output: &Path, url: &str, extra: &[&str]) -> Output {
+    rejudge()
+        .arg("rerank")
+        .arg(input)
+        .args([
+            "--base-url",
+            url,
+            "--model",
+            "stub-judge",
+            "--quiet",
+            "--output",
+        ])
+        .arg(output)
+        .args(extra)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Asserts a run succeeded, showing its output when it did not.
+pub fn succeeded(output: &Output) {
+    assert!(
+        output.status.success(),
+        "rejudge failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Rows with a known verdict under the stub judge: per four rows, one kept, one swapped, one
+/// tie, one invalid (a null rejected response).
+pub fn keyword_rows(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| match i % 4 {
+            0 => json!({"id": i, "prompt": format!("Question {i}?"), "chosen": "a good answer", "rejected": "a bad answer"}),
+            1 => json!({"id": i, "prompt": format!("Question {i}?"), "chosen": "a bad answer", "rejected": "a good answer"}),
+            2 => json!({"id": i, "prompt": format!("Question {i}?"), "chosen": "a plain answer", "rejected": "another plain answer"}),
+            _ => json!({"id": i, "prompt": format!("Question {i}?"), "chosen": "a good answer", "rejected": null}),
+        })
+        .collect()
+}
+
+/// Writes rows as JSON Lines.
+pub fn write_jsonl(path: &Path, rows: &[Value]) {
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Runs a Python snippet with `sys.argv[1:]` = `arguments` and parses its stdout as JSON.
+pub fn python(code: &str, arguments: &[&Path]) -> Value {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(arguments)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("python prints JSON")
+}
+
+/// Reads a Parquet file with pyarrow: `{"schema": {name: type}, "rows": [...]}`.
+pub fn read_parquet(path: &Path) -> Value {
+    python(
+        "import json, sys, pyarrow.parquet as pq\n\
+         t = pq.read_table(sys.argv[1])\n\
+         print(json.dumps({'schema': {f.name: str(f.type) for f in t.schema}, 'rows': t.to_pylist()}, default=str))",
+        &[path],
+    )
+}
+
+/// The Parquet output of a run folder.
+pub fn parquet_output(folder: &Path) -> PathBuf {
+    folder.join("data").join("train-00000-of-00001.parquet")
+}
+
+/// The report of a run folder.
+pub fn report(folder: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(folder.join("report.json")).unwrap()).unwrap()
+}
+
+/// The JSON Lines output of a run folder.
+pub fn jsonl_output(folder: &Path) -> Vec<Value> {
+    std::fs::read_to_string(folder.join("data").join("train.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
