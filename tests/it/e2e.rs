@@ -1,1 +1,360 @@
-//! End to end against a real llama.cpp server (filled in below).
+//! End to end with a real model: llama.cpp's own server (`llama-server`) serving the
+//! gemma-3-270m GGUF as an OpenAI-compatible judge, and the same model in-process.
+//!
+//! `scripts/test.sh` fetches the model and builds the server first; their paths can also be given
+//! with `REJUDGE_TEST_MODEL` and `REJUDGE_TEST_LLAMA_SERVER`.
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The model runs one test at a time: two cores cannot serve two.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const SLICE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/dpo_en_demo_40.json"
+);
+
+fn cache() -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME is set");
+    std::env::var("REJUDGE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(&home).join(".cache/rejudge"))
+}
+
+fn model() -> PathBuf {
+    let path = std::env::var("REJUDGE_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| cache().join("models/gemma-3-270m-q4_k_m.gguf"));
+    assert!(
+        path.is_file(),
+        "{} is missing\nhint: run scripts/test.sh, which fetches it",
+        path.display()
+    );
+    path
+}
+
+fn server_binary() -> PathBuf {
+    let path = std::env::var("REJUDGE_TEST_LLAMA_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| cache().join("llama.cpp-11434.0.0/bin/llama-server"));
+    assert!(
+        path.is_file(),
+        "{} is missing\nhint: run scripts/test.sh, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// A llama-server on a free loopback port, stopped on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(server_binary())
+            .arg("-m")
+            .arg(model())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--parallel",
+                "2",
+                "--ctx-size",
+                "8192",
+                "--threads",
+                "2",
+                "--no-webui",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("llama-server starts");
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}/v1"),
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let health = format!(
+            "127.0.0.1:{}",
+            self.url.split(':').nth(2).unwrap().trim_end_matches("/v1")
+        );
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = std::net::TcpStream::connect(&health) {
+                use std::io::{Read, Write};
+                let _ = stream
+                    .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("llama-server did not become healthy within 120 s");
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn scored_rows(rows: &[Value]) -> Vec<&Value> {
+    rows.iter()
+        .filter(|r| matches!(r["outcome"].as_str(), Some("kept" | "swapped" | "tie")))
+        .collect()
+}
+
+fn check_rows(rows: &[Value], expected: usize) {
+    assert_eq!(rows.len(), expected);
+    for row in rows {
+        match row["outcome"].as_str().unwrap() {
+            "kept" | "swapped" | "tie" => {
+                for column in ["chosen_score", "rejected_score"] {
+                    let score = row[column].as_f64().unwrap();
+                    assert!((1.0..=5.0).contains(&score), "{column} {score}");
+                }
+            }
+            "failed" => assert!(!row["failure_reason"].as_str().unwrap().is_empty()),
+            other => panic!("unexpected outcome {other}"),
+        }
+    }
+}
+
+#[test]
+fn llama_server_judges_a_real_slice_into_parquet_that_datasets_loads() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let folder = tempfile::tempdir().unwrap();
+    let output = folder.path().join("out");
+    let run = rejudge()
+        .args([
+            "rerank",
+            SLICE,
+            "--base-url",
+            &server.url,
+            "--model",
+            "gemma-3-270m",
+            "--limit",
+            "10",
+            "--concurrency",
+            "4",
+            "--output",
+        ])
+        .arg(&output)
+        .output()
+        .unwrap();
+    succeeded(&run);
+    let table = read_parquet(&parquet_output(&output));
+    let rows = table["rows"].as_array().unwrap();
+    check_rows(rows, 10);
+    assert!(!scored_rows(rows).is_empty(), "the real judge scored rows");
+    assert_eq!(
+        table["schema"]["chosen"], "struct<from: string, value: string>",
+        "ShareGPT cells keep their type"
+    );
+    let loaded = python(
+        "import sys, json, datasets\n\
+         d = datasets.load_dataset('parquet', data_files=sys.argv[1], split='train')\n\
+         print(json.dumps({'rows': d.num_rows, 'columns': d.column_names}))",
+        &[&parquet_output(&output)],
+    );
+    assert_eq!(loaded["rows"], 10);
+    assert!(
+        loaded["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "outcome")
+    );
+    let report = report(&output);
+    let total: u64 = report["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10);
+    assert!(
+        report["tokens"]["prompt"].as_u64().unwrap() > 1000,
+        "the server's token usage is counted"
+    );
+}
+
+#[test]
+fn llama_server_logprobs_give_continuous_scores() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let folder = tempfile::tempdir().unwrap();
+    let output = folder.path().join("out");
+    let run = rejudge()
+        .args([
+            "rerank",
+            SLICE,
+            "--base-url",
+            &server.url,
+            "--model",
+            "gemma-3-270m",
+            "--limit",
+            "4",
+            "--scoring",
+            "logprobs",
+        ])
+        .args(["--format", "jsonl", "--quiet", "--output"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    succeeded(&run);
+    let rows = jsonl_output(&output);
+    check_rows(&rows, 4);
+    let scored = scored_rows(&rows);
+    assert!(!scored.is_empty());
+    for row in scored {
+        let score = row["chosen_score"].as_f64().unwrap();
+        assert!(
+            score.fract() != 0.0,
+            "an expected score, not a digit: {score}"
+        );
+        let distribution = row["chosen_score_distribution"].as_array().unwrap();
+        let total: f64 = distribution.iter().map(|p| p.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn stopping_the_server_mid_run_fails_the_rest_and_loses_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = Server::start();
+    let folder = tempfile::tempdir().unwrap();
+    let output = folder.path().join("out");
+    let mut run = rejudge()
+        .args([
+            "rerank",
+            SLICE,
+            "--base-url",
+            &server.url,
+            "--model",
+            "gemma-3-270m",
+            "--limit",
+            "16",
+            "--concurrency",
+            "2",
+        ])
+        .args(["--max-attempts", "2", "--format", "jsonl", "--output"])
+        .arg(&output)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let a few rows finish, then take the server away.
+    let journal = output.join("journal.sqlite");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while finished_requests(&journal) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.stop();
+    let status = run.wait().unwrap();
+    assert!(
+        status.success(),
+        "a run whose judge went away still completes"
+    );
+    let rows = jsonl_output(&output);
+    check_rows(&rows, 16);
+    let failed: Vec<&Value> = rows.iter().filter(|r| r["outcome"] == "failed").collect();
+    assert!(
+        scored_rows(&rows).len() >= 3,
+        "rows judged before the stop are kept"
+    );
+    assert!(!failed.is_empty(), "rows after the stop are failed");
+    for row in failed {
+        let reason = row["failure_reason"].as_str().unwrap();
+        assert!(
+            reason.contains("error") || reason.contains("connect") || reason.contains("HTTP"),
+            "{reason}"
+        );
+    }
+}
+
+fn finished_requests(journal: &Path) -> i64 {
+    let Ok(connection) =
+        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return 0;
+    };
+    connection
+        .query_row(
+            "SELECT COUNT(*) FROM requests WHERE status = 'ok'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap_or(0)
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn the_in_process_judge_scores_in_both_modes() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let folder = tempfile::tempdir().unwrap();
+    for (mode, limit) in [("score", "6"), ("logprobs", "6")] {
+        let output = folder.path().join(mode);
+        let run = rejudge()
+            .args([
+                "rerank",
+                SLICE,
+                "--limit",
+                limit,
+                "--scoring",
+                mode,
+                "--concurrency",
+                "4",
+                "--format",
+                "jsonl",
+                "--quiet",
+            ])
+            .arg("--model-file")
+            .arg(model())
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .unwrap();
+        succeeded(&run);
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains("tiny gemma-3-270m demo model"),
+            "the demo judge is labelled"
+        );
+        let rows = jsonl_output(&output);
+        check_rows(&rows, 6);
+        let scored = scored_rows(&rows);
+        assert_eq!(scored.len(), 6, "grammar-constrained answers always parse");
+        if mode == "logprobs" {
+            assert!(
+                scored
+                    .iter()
+                    .all(|r| r["chosen_score"].as_f64().unwrap().fract() != 0.0)
+            );
+        }
+    }
+}
