@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test suite, from a fresh machine: installs what the tests need (build tools, pyarrow and
+# datasets, the gemma-3-270m demo model, a llama.cpp server build; all cached under ~/.cache),
+# checks formatting and lints, then runs every test, the end-to-end ones included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/build-tools.sh
+if ! python3 -c "import pyarrow, datasets" 2>/dev/null; then
+  echo "rejudge: installing pyarrow and datasets for the tests" >&2
+  python3 -m pip install --quiet pyarrow datasets >&2
+fi
+REJUDGE_TEST_MODEL="$(scripts/demo-model.sh | tail -n 1)"
+REJUDGE_TEST_LLAMA_SERVER="$(scripts/llama-server.sh | tail -n 1)/llama-server"
+export REJUDGE_TEST_MODEL REJUDGE_TEST_LLAMA_SERVER
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test "$@"
