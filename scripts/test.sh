@@ -15,5 +15,5 @@ REJUDGE_TEST_LLAMA_SERVER="$(scripts/llama-server.sh | tail -n 1)/llama-server"
 export REJUDGE_TEST_MODEL REJUDGE_TEST_LLAMA_SERVER
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test "$@"

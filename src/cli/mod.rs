@@ -271,15 +271,23 @@ async fn build_judge(arguments: &RerankArguments) -> Result<AnyJudge> {
 
 #[cfg(feature = "local")]
 async fn local_judge(arguments: &RerankArguments) -> Result<AnyJudge> {
-    use rejudge::judge::local::{LocalConfig, LocalJudge, resolve_model};
+    use rejudge::judge::local::{HubOptions, LocalConfig, LocalJudge, resolve_model};
     let source = arguments.model_file.clone().or_else(|| {
         std::env::var("REJUDGE_MODEL_FILE")
             .ok()
             .filter(|v| !v.is_empty())
     });
-    let token = std::env::var("HF_TOKEN").ok().filter(|v| !v.is_empty());
-    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1");
-    let path = resolve_model(source.as_deref(), token, offline).await?;
+    let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let hub = HubOptions {
+        token: variable("HF_TOKEN"),
+        offline: variable("HF_HUB_OFFLINE")
+            .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        cache: variable("HF_HUB_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| variable("HF_HOME").map(|home| PathBuf::from(home).join("hub"))),
+        endpoint: variable("HF_ENDPOINT"),
+    };
+    let path = resolve_model(source.as_deref(), &hub).await?;
     let config = LocalConfig {
         model_path: path,
         sampling: sampling(arguments),

@@ -358,3 +358,71 @@ fn the_in_process_judge_scores_in_both_modes() {
         }
     }
 }
+
+#[cfg(feature = "local")]
+#[test]
+fn hub_models_are_reused_from_the_cache_offline() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let home = tempfile::tempdir().unwrap();
+    let snapshot = home
+        .path()
+        .join("hub/models--rejudge-test--tiny-judge/snapshots/0123456789abcdef");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(
+        home.path()
+            .join("hub/models--rejudge-test--tiny-judge/refs"),
+    )
+    .unwrap();
+    std::fs::write(
+        home.path()
+            .join("hub/models--rejudge-test--tiny-judge/refs/main"),
+        "0123456789abcdef",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(model(), snapshot.join("judge.gguf")).unwrap();
+    let output = home.path().join("out");
+    let run = rejudge()
+        .args([
+            "rerank", SLICE, "--limit", "2", "--format", "jsonl", "--quiet",
+        ])
+        .args([
+            "--model-file",
+            "hf://rejudge-test/tiny-judge/judge.gguf",
+            "--output",
+        ])
+        .arg(&output)
+        .env("HF_HOME", home.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    succeeded(&run);
+    assert_eq!(jsonl_output(&output).len(), 2);
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn without_a_model_or_the_hub_the_error_says_how_to_supply_one() {
+    let home = tempfile::tempdir().unwrap();
+    for offline in ["1", "0"] {
+        let run = rejudge()
+            .args(["rerank", SLICE, "--limit", "1", "--output"])
+            .arg(home.path().join("out"))
+            .env("HF_HOME", home.path())
+            .env("HF_HUB_OFFLINE", offline)
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env_remove("REJUDGE_MODEL_FILE")
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("Qwen/Qwen2.5-1.5B-Instruct-GGUF"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("--model-file") && stderr.contains("REJUDGE_MODEL_FILE"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

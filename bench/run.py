@@ -1,0 +1,235 @@
+"""rejudge's benchmark suite: overhead, a peer side by side, saturation of a real server, memory,
+and the in-process judge next to llama.cpp's own llama-bench. Prints one table and writes
+bench/results.json. Run it through bench/run.sh, which builds and installs what it needs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+WORK = Path(os.environ.get("REJUDGE_BENCH_WORK", "/tmp/rejudge-bench"))
+SEED = Path(os.environ.get("REJUDGE_BENCH_SEED", ROOT / "tests" / "data" / "dpo_en_demo_40.json"))
+MODEL = Path(os.environ["REJUDGE_BENCH_MODEL"])
+LLAMA_BIN = Path(os.environ["REJUDGE_BENCH_LLAMA_BIN"])
+PEER_PYTHON = os.environ.get("REJUDGE_BENCH_PEER_PYTHON")
+THREADS = os.cpu_count() or 2
+
+OVERHEAD_ROWS = int(os.environ.get("REJUDGE_BENCH_OVERHEAD_ROWS", "20000"))
+PEER_ROWS = int(os.environ.get("REJUDGE_BENCH_PEER_ROWS", "2000"))
+SATURATION_ROWS = int(os.environ.get("REJUDGE_BENCH_SATURATION_ROWS", "16"))
+MEMORY_ROWS = [int(n) for n in os.environ.get("REJUDGE_BENCH_MEMORY_ROWS", "10000,100000,1000000").split(",")]
+CONCURRENCIES = [1, 16, 64, 256]
+PEER_CONCURRENCIES = [16, 64]
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run_rusage(command: list) -> dict:
+    """Like measured(), with resource usage read through wait4 for this child alone."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = process.stdout.read()
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{command[0]} failed:\n{err.decode()[-2000:]}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "stdout": out.decode(),
+    }
+
+
+def start_instant_judge(record: Path = None) -> tuple:
+    command = [str(RELEASE / "instant-judge")]
+    if record:
+        command += ["--record", str(record)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)
+    port = int(process.stdout.readline())
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+def start_llama_server(parallel: int) -> tuple:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [str(LLAMA_BIN / "llama-server"), "-m", str(MODEL), "--host", "127.0.0.1", "--port", str(port),
+         "--parallel", str(parallel), "--ctx-size", str(4096 * parallel), "--threads", str(THREADS), "--no-webui"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import urllib.request
+
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return process, f"http://127.0.0.1:{port}/v1"
+        except Exception:
+            time.sleep(0.2)
+    raise SystemExit("llama-server did not start")
+
+
+def rejudge(input_path: Path, url: str, concurrency: int, output: Path, extra=()) -> dict:
+    subprocess.run(["rm", "-rf", str(output)], check=True)
+    result = run_rusage([str(RELEASE / "rejudge"), "rerank", str(input_path), "--base-url", url, "--model", "instant",
+                         "--concurrency", str(concurrency), "--quiet", "--output", str(output), *extra])
+    report = json.loads((output / "report.json").read_text())
+    result["rows"] = report["rows"]
+    result["failed"] = report["outcomes"]["failed"]
+    result["rows_per_second"] = report["rows"] / result["wall"]
+    return result
+
+
+def make_datasets() -> dict:
+    WORK.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for rows in sorted({OVERHEAD_ROWS, *MEMORY_ROWS}):
+        path = WORK / f"pairs-{rows}.parquet"
+        if not path.exists():
+            log(f"generating {rows} rows")
+            subprocess.run([str(RELEASE / "make-dataset"), str(SEED), str(rows), str(path)], check=True)
+        paths[rows] = path
+    peer = WORK / f"peer-{PEER_ROWS}.jsonl"
+    seed = json.loads(SEED.read_text())
+    with peer.open("w") as out:
+        for i in range(PEER_ROWS):
+            row = seed[i % len(seed)]
+            prompt = row["conversations"][-1]["value"] + f" (#{i})"
+            out.write(json.dumps({"prompt": prompt, "chosen": row["chosen"]["value"], "rejected": row["rejected"]["value"]}) + "\n")
+    paths["peer"] = peer
+    saturation = WORK / f"saturation-{SATURATION_ROWS}.jsonl"
+    short = [r for r in seed if len(json.dumps(r)) < 5000]
+    with saturation.open("w") as out:
+        for i in range(SATURATION_ROWS):
+            row = short[i % len(short)]
+            prompt = row["conversations"][-1]["value"] + f" (#{i})"
+            out.write(json.dumps({"prompt": prompt, "chosen": row["chosen"]["value"], "rejected": row["rejected"]["value"]}) + "\n")
+    paths["saturation"] = saturation
+    return paths
+
+
+def peer(url: str, rows: Path, concurrency: int) -> dict:
+    if not PEER_PYTHON:
+        return None
+    result = run_rusage([PEER_PYTHON, str(ROOT / "bench" / "peer_distilabel.py"), url, str(rows), str(concurrency)])
+    figures = json.loads(result["stdout"].strip().splitlines()[-1])
+    figures["cpu"] = result["cpu"]
+    figures["rss_mb"] = result["rss_mb"]
+    return figures
+
+
+def main() -> None:
+    results = {"machine": {"cpus": os.cpu_count()}}
+    paths = make_datasets()
+
+    judge, url = start_instant_judge()
+    try:
+        log("overhead")
+        results["overhead"] = []
+        for concurrency in CONCURRENCIES:
+            run = rejudge(paths[OVERHEAD_ROWS], url, concurrency, WORK / f"overhead-{concurrency}")
+            results["overhead"].append({
+                "concurrency": concurrency, "rows": run["rows"], "rows_per_second": run["rows_per_second"],
+                "cpu_seconds_per_1000_rows": run["cpu"] / run["rows"] * 1000, "peak_rss_mb": run["rss_mb"],
+            })
+            log(f"  c={concurrency}: {run['rows_per_second']:.0f} rows/s")
+
+        log("peer")
+        results["peer"] = []
+        for concurrency in PEER_CONCURRENCIES:
+            ours = rejudge(paths["peer"], url, concurrency, WORK / f"peer-rejudge-{concurrency}")
+            theirs = peer(url, paths["peer"], concurrency)
+            results["peer"].append({
+                "concurrency": concurrency, "rows": ours["rows"], "rejudge_rows_per_second": ours["rows_per_second"],
+                "distilabel_rows_per_second": theirs and theirs["rows_per_second"],
+                "distilabel_rated": theirs and theirs["rated"],
+                "ratio": theirs and ours["rows_per_second"] / theirs["rows_per_second"],
+            })
+            log(f"  c={concurrency}: rejudge {ours['rows_per_second']:.0f} rows/s, distilabel {theirs and round(theirs['rows_per_second'], 1)} rows/s")
+
+        log("memory")
+        results["memory"] = []
+        for rows in MEMORY_ROWS:
+            run = rejudge(paths[rows], url, 64, WORK / f"memory-{rows}")
+            results["memory"].append({"rows": rows, "peak_rss_mb": run["rss_mb"], "rows_per_second": run["rows_per_second"]})
+            log(f"  {rows} rows: {run['rss_mb']:.0f} MB, {run['rows_per_second']:.0f} rows/s")
+            subprocess.run(["rm", "-rf", str(WORK / f"memory-{rows}")], check=True)
+    finally:
+        judge.kill()
+
+    log("saturation (llama-server --parallel 4)")
+    bodies = WORK / "saturation-bodies.jsonl"
+    recorder, record_url = start_instant_judge(bodies)
+    try:
+        rejudge(paths["saturation"], record_url, 4, WORK / "saturation-record", ["--order", "chosen-first"])
+    finally:
+        recorder.kill()
+    server, server_url = start_llama_server(4)
+    try:
+        ceiling = json.loads(run_rusage([str(RELEASE / "load-generator"), server_url, str(bodies), "4"])["stdout"])
+        ours = rejudge(paths["saturation"], server_url, 4, WORK / "saturation-rejudge", ["--order", "chosen-first"])
+        theirs = peer(server_url, paths["saturation"], 4)
+    finally:
+        server.kill()
+    results["saturation"] = {
+        "rows": SATURATION_ROWS, "ceiling_rows_per_second": ceiling["rows_per_second"],
+        "rejudge_rows_per_second": ours["rows_per_second"], "rejudge_failed": ours["failed"],
+        "rejudge_share_of_ceiling": ours["rows_per_second"] / ceiling["rows_per_second"],
+        "distilabel_rows_per_second": theirs and theirs["rows_per_second"],
+        "distilabel_share_of_ceiling": theirs and theirs["rows_per_second"] / ceiling["rows_per_second"],
+    }
+
+    log("in-process judge vs llama-bench")
+    local = json.loads(run_rusage([str(RELEASE / "local-bench"), str(MODEL), str(SEED), str(THREADS)])["stdout"])
+    bench = json.loads(run_rusage([str(LLAMA_BIN / "llama-bench"), "-m", str(MODEL), "-p", str(local["prefill_tokens"]),
+                                   "-n", "128", "-t", str(THREADS), "-o", "json"])["stdout"])
+    prefill = next(r["avg_ts"] for r in bench if r["n_prompt"] > 0)
+    generation = next(r["avg_ts"] for r in bench if r["n_gen"] > 0)
+    local.update({"llama_bench_prefill_tokens_per_second": prefill, "llama_bench_generation_tokens_per_second": generation,
+                  "prefill_share_of_llama_bench": local["prefill_tokens_per_second"] / prefill})
+    results["local"] = local
+
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    lines = ["", "== overhead: rejudge against an instant judge (%d rows, Parquet in and out, journal on)" % OVERHEAD_ROWS,
+             f"{'concurrency':>11} {'rows/s':>10} {'CPU s/1k rows':>14} {'peak RSS MB':>12}"]
+    for row in results["overhead"]:
+        lines.append(f"{row['concurrency']:>11} {row['rows_per_second']:>10.0f} {row['cpu_seconds_per_1000_rows']:>14.3f} {row['peak_rss_mb']:>12.1f}")
+    lines += ["", "== peer: same rows (%d), same instant judge, same concurrency" % PEER_ROWS,
+              f"{'concurrency':>11} {'rejudge rows/s':>15} {'distilabel rows/s':>18} {'ratio':>8}"]
+    for row in results["peer"]:
+        theirs = row["distilabel_rows_per_second"]
+        lines.append(f"{row['concurrency']:>11} {row['rejudge_rows_per_second']:>15.0f} {theirs or float('nan'):>18.1f} {row['ratio'] or float('nan'):>7.1f}x")
+    s = results["saturation"]
+    lines += ["", "== saturation: llama-server --parallel 4, gemma-3-270m, %d rows, concurrency 4" % s["rows"],
+              f"  ceiling (bare load generator): {s['ceiling_rows_per_second']:.3f} rows/s",
+              f"  rejudge:    {s['rejudge_rows_per_second']:.3f} rows/s = {100 * s['rejudge_share_of_ceiling']:.1f}% of the ceiling",
+              f"  distilabel: {s['distilabel_rows_per_second'] or float('nan'):.3f} rows/s = {100 * (s['distilabel_share_of_ceiling'] or float('nan')):.1f}% of the ceiling"]
+    lines += ["", "== memory: peak RSS against the instant judge, concurrency 64", f"{'rows':>10} {'peak RSS MB':>12} {'rows/s':>10}"]
+    for row in results["memory"]:
+        lines.append(f"{row['rows']:>10} {row['peak_rss_mb']:>12.1f} {row['rows_per_second']:>10.0f}")
+    l = results["local"]
+    lines += ["", "== in-process judge (llama-cpp-2) vs llama-bench, same model and threads",
+              f"  prefill ({l['prefill_tokens']} tokens): rejudge {l['prefill_tokens_per_second']:.0f} tok/s, llama-bench {l['llama_bench_prefill_tokens_per_second']:.0f} tok/s ({100 * l['prefill_share_of_llama_bench']:.0f}%)",
+              f"  generation: rejudge {l['generation_tokens_per_second']:.1f} tok/s (JSON grammar on), llama-bench {l['llama_bench_generation_tokens_per_second']:.1f} tok/s (no grammar)",
+              f"  rows/s over {l['rows']} real rows: batching off {l['rows_per_second_batching_off']:.3f}, on (4 sequences) {l['rows_per_second_batching_on']:.3f}"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
