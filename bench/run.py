@@ -21,7 +21,7 @@ THREADS = os.cpu_count() or 2
 
 OVERHEAD_ROWS = int(os.environ.get("REJUDGE_BENCH_OVERHEAD_ROWS", "20000"))
 PEER_ROWS = int(os.environ.get("REJUDGE_BENCH_PEER_ROWS", "2000"))
-SATURATION_ROWS = int(os.environ.get("REJUDGE_BENCH_SATURATION_ROWS", "16"))
+SATURATION_ROWS = int(os.environ.get("REJUDGE_BENCH_SATURATION_ROWS", "24"))
 MEMORY_ROWS = [int(n) for n in os.environ.get("REJUDGE_BENCH_MEMORY_ROWS", "10000,100000,1000000").split(",")]
 CONCURRENCIES = [1, 16, 64, 256]
 PEER_CONCURRENCIES = [16, 64]
@@ -75,10 +75,31 @@ def start_llama_server(parallel: int) -> tuple:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
                 if answer.status == 200:
+                    warm_up(port)
                     return process, f"http://127.0.0.1:{port}/v1"
         except Exception:
             time.sleep(0.2)
     raise SystemExit("llama-server did not start")
+
+
+def warm_up(port: int) -> None:
+    """One short request, so that no measurement pays for the first touch of the weights."""
+    import urllib.request
+
+    body = json.dumps({"model": "warm-up", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body, {"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=120).read()
+
+
+def on_fresh_server(measure):
+    """Runs `measure(url)` against a llama-server started for it alone, so that no run profits
+    from another's prompt cache."""
+    server, url = start_llama_server(4)
+    try:
+        return measure(url)
+    finally:
+        server.kill()
+        server.wait()
 
 
 def rejudge(input_path: Path, url: str, concurrency: int, output: Path, extra=()) -> dict:
@@ -130,25 +151,32 @@ def peer(url: str, rows: Path, concurrency: int) -> dict:
     return figures
 
 
+SECTIONS = ["overhead", "peer", "memory", "saturation", "local"]
+
+
 def main() -> None:
-    results = {"machine": {"cpus": os.cpu_count()}}
+    sections = sys.argv[1:] or SECTIONS
+    saved = ROOT / "bench" / "results.json"
+    results = json.loads(saved.read_text()) if saved.exists() and sys.argv[1:] else {}
+    results["machine"] = {"cpus": os.cpu_count()}
     paths = make_datasets()
 
     judge, url = start_instant_judge()
     try:
-        log("overhead")
-        results["overhead"] = []
-        for concurrency in CONCURRENCIES:
+        for concurrency in CONCURRENCIES if "overhead" in sections else []:
             run = rejudge(paths[OVERHEAD_ROWS], url, concurrency, WORK / f"overhead-{concurrency}")
+            results.setdefault("overhead", [])
+            results["overhead"] = [r for r in results["overhead"] if r["concurrency"] != concurrency]
             results["overhead"].append({
                 "concurrency": concurrency, "rows": run["rows"], "rows_per_second": run["rows_per_second"],
                 "cpu_seconds_per_1000_rows": run["cpu"] / run["rows"] * 1000, "peak_rss_mb": run["rss_mb"],
             })
-            log(f"  c={concurrency}: {run['rows_per_second']:.0f} rows/s")
+            results["overhead"].sort(key=lambda r: r["concurrency"])
+            log(f"  overhead c={concurrency}: {run['rows_per_second']:.0f} rows/s")
 
-        log("peer")
-        results["peer"] = []
-        for concurrency in PEER_CONCURRENCIES:
+        if "peer" in sections:
+            results["peer"] = []
+        for concurrency in PEER_CONCURRENCIES if "peer" in sections else []:
             ours = rejudge(paths["peer"], url, concurrency, WORK / f"peer-rejudge-{concurrency}")
             theirs = peer(url, paths["peer"], concurrency)
             results["peer"].append({
@@ -159,9 +187,9 @@ def main() -> None:
             })
             log(f"  c={concurrency}: rejudge {ours['rows_per_second']:.0f} rows/s, distilabel {theirs and round(theirs['rows_per_second'], 1)} rows/s")
 
-        log("memory")
-        results["memory"] = []
-        for rows in MEMORY_ROWS:
+        if "memory" in sections:
+            results["memory"] = []
+        for rows in MEMORY_ROWS if "memory" in sections else []:
             run = rejudge(paths[rows], url, 64, WORK / f"memory-{rows}")
             results["memory"].append({"rows": rows, "peak_rss_mb": run["rss_mb"], "rows_per_second": run["rows_per_second"]})
             log(f"  {rows} rows: {run['rss_mb']:.0f} MB, {run['rows_per_second']:.0f} rows/s")
@@ -169,6 +197,15 @@ def main() -> None:
     finally:
         judge.kill()
 
+    if "saturation" in sections:
+        saturation(paths, results)
+    if "local" in sections:
+        local(results)
+    saved.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+def saturation(paths: dict, results: dict) -> None:
     log("saturation (llama-server --parallel 4)")
     bodies = WORK / "saturation-bodies.jsonl"
     recorder, record_url = start_instant_judge(bodies)
@@ -176,13 +213,9 @@ def main() -> None:
         rejudge(paths["saturation"], record_url, 4, WORK / "saturation-record", ["--order", "chosen-first"])
     finally:
         recorder.kill()
-    server, server_url = start_llama_server(4)
-    try:
-        ceiling = json.loads(run_rusage([str(RELEASE / "load-generator"), server_url, str(bodies), "4"])["stdout"])
-        ours = rejudge(paths["saturation"], server_url, 4, WORK / "saturation-rejudge", ["--order", "chosen-first"])
-        theirs = peer(server_url, paths["saturation"], 4)
-    finally:
-        server.kill()
+    ceiling = on_fresh_server(lambda url: json.loads(run_rusage([str(RELEASE / "load-generator"), url, str(bodies), "4"])["stdout"]))
+    ours = on_fresh_server(lambda url: rejudge(paths["saturation"], url, 4, WORK / "saturation-rejudge", ["--order", "chosen-first"]))
+    theirs = on_fresh_server(lambda url: peer(url, paths["saturation"], 4))
     results["saturation"] = {
         "rows": SATURATION_ROWS, "ceiling_rows_per_second": ceiling["rows_per_second"],
         "rejudge_rows_per_second": ours["rows_per_second"], "rejudge_failed": ours["failed"],
@@ -191,6 +224,9 @@ def main() -> None:
         "distilabel_share_of_ceiling": theirs and theirs["rows_per_second"] / ceiling["rows_per_second"],
     }
 
+
+
+def local(results: dict) -> None:
     log("in-process judge vs llama-bench")
     local = json.loads(run_rusage([str(RELEASE / "local-bench"), str(MODEL), str(SEED), str(THREADS)])["stdout"])
     bench = json.loads(run_rusage([str(LLAMA_BIN / "llama-bench"), "-m", str(MODEL), "-p", str(local["prefill_tokens"]),
@@ -200,9 +236,6 @@ def main() -> None:
     local.update({"llama_bench_prefill_tokens_per_second": prefill, "llama_bench_generation_tokens_per_second": generation,
                   "prefill_share_of_llama_bench": local["prefill_tokens_per_second"] / prefill})
     results["local"] = local
-
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
 
 
 def table(results: dict) -> str:

@@ -16,4 +16,4 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import distilabel, 
   "$venv/bin/pip" install --quiet "distilabel[openai]==1.5.3" requests >&2
 fi
 export REJUDGE_BENCH_MODEL REJUDGE_BENCH_LLAMA_BIN REJUDGE_BENCH_PEER_PYTHON="$venv/bin/python"
-exec python3 bench/run.py
+exec python3 bench/run.py "$@"

@@ -19,6 +19,8 @@ pub struct Bar {
     done: AtomicU64,
     failed: AtomicU64,
     tokens: AtomicU64,
+    resumed: AtomicU64,
+    resumed_seen: AtomicU64,
     started: Instant,
     last_line: Mutex<Instant>,
 }
@@ -43,6 +45,8 @@ impl Bar {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            resumed_seen: AtomicU64::new(0),
             started: Instant::now(),
             last_line: Mutex::new(Instant::now()),
         }
@@ -60,7 +64,7 @@ impl Bar {
         eprintln!(
             "rejudge: {done}/{} rows, {:.1} rows/s, {} tokens, {} failed",
             self.total.load(Ordering::Relaxed),
-            done as f64 / elapsed,
+            done.saturating_sub(self.resumed.load(Ordering::Relaxed)) as f64 / elapsed,
             self.tokens.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed)
         );
@@ -75,12 +79,21 @@ impl Progress for Bar {
                 "rejudge: {finished_before} of {total} rows already done in the journal; resuming"
             );
         }
+        // The bar starts from the rows already done; the journal's answers for them then fill
+        // in without moving it, so rows/s and the ETA describe the work left.
+        self.resumed.store(finished_before, Ordering::Relaxed);
+        self.done.store(finished_before, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_length(total);
+            bar.set_position(finished_before);
+            bar.reset_eta();
         }
     }
 
-    fn row(&self, outcome: Outcome, usage: Usage, _from_journal: bool) {
+    fn row(&self, outcome: Outcome, usage: Usage, from_journal: bool) {
+        if from_journal && self.resumed_seen.fetch_add(1, Ordering::Relaxed) < self.resumed.load(Ordering::Relaxed) {
+            return;
+        }
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let tokens = self.tokens.fetch_add(
             usage.prompt_tokens + usage.completion_tokens,
