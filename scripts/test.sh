@@ -16,4 +16,6 @@ export REJUDGE_TEST_MODEL REJUDGE_TEST_LLAMA_SERVER
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The HTTP-only build (no llama.cpp) must stay whole too.
+cargo clippy --no-default-features --lib --bins --quiet -- -D warnings
 cargo test "$@"
