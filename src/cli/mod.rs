@@ -174,7 +174,7 @@ fn rerank_command(arguments: RerankArguments) -> Result<()> {
             PromptBuilder::from_template(&path.display().to_string(), source, language)?
         }
     };
-    let config = run_config(&arguments, overrides);
+    let config = run_config(&arguments);
     if arguments.dry_run {
         return print_dry_run(input, &prompt, &config, arguments.max_tokens);
     }
@@ -199,7 +199,7 @@ fn rerank_command(arguments: RerankArguments) -> Result<()> {
     Ok(())
 }
 
-fn run_config(arguments: &RerankArguments, columns: ColumnOverrides) -> RunConfig {
+fn run_config(arguments: &RerankArguments) -> RunConfig {
     let output = arguments.output.clone().unwrap_or_else(|| {
         let stem = arguments
             .input
@@ -210,7 +210,6 @@ fn run_config(arguments: &RerankArguments, columns: ColumnOverrides) -> RunConfi
     });
     RunConfig {
         input: arguments.input.clone(),
-        columns,
         journal: arguments
             .journal
             .clone()

@@ -91,7 +91,10 @@ impl Progress for Bar {
     }
 
     fn row(&self, outcome: Outcome, usage: Usage, from_journal: bool) {
-        if from_journal && self.resumed_seen.fetch_add(1, Ordering::Relaxed) < self.resumed.load(Ordering::Relaxed) {
+        if from_journal
+            && self.resumed_seen.fetch_add(1, Ordering::Relaxed)
+                < self.resumed.load(Ordering::Relaxed)
+        {
             return;
         }
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;

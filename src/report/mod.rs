@@ -145,13 +145,7 @@ impl Report {
     }
 
     /// Counts one finished row.
-    pub fn count(
-        &mut self,
-        outcome: Outcome,
-        usage: Usage,
-        _from_journal: bool,
-        record: &Map<String, Value>,
-    ) {
+    pub fn count(&mut self, outcome: Outcome, usage: Usage, record: &Map<String, Value>) {
         self.rows += 1;
         *self
             .outcomes

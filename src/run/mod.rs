@@ -28,8 +28,6 @@ use std::time::Instant;
 pub struct RunConfig {
     /// The input file or folder.
     pub input: PathBuf,
-    /// Column names that override detection.
-    pub columns: ColumnOverrides,
     /// The output folder.
     pub output: PathBuf,
     /// The output format.
@@ -243,7 +241,7 @@ pub async fn rerank<J: Judge>(
     while let Some(result) = judged.next().await {
         match result {
             Ok((record, outcome, usage, from_journal)) => {
-                report.count(outcome, usage, from_journal, &record);
+                report.count(outcome, usage, &record);
                 progress.row(outcome, usage, from_journal);
                 if sink.send(Some(record)).is_err() {
                     break;
