@@ -24,7 +24,7 @@ PEER_ROWS = int(os.environ.get("REJUDGE_BENCH_PEER_ROWS", "2000"))
 SATURATION_ROWS = int(os.environ.get("REJUDGE_BENCH_SATURATION_ROWS", "24"))
 MEMORY_ROWS = [int(n) for n in os.environ.get("REJUDGE_BENCH_MEMORY_ROWS", "10000,100000,1000000").split(",")]
 CONCURRENCIES = [1, 16, 64, 256]
-PEER_CONCURRENCIES = [16, 64]
+PEER_CONCURRENCIES = [1, 16, 64, 256]
 
 
 def log(message: str) -> None:
