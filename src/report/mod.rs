@@ -59,6 +59,11 @@ pub struct Positions {
     pub chosen_first: u64,
     /// Judged rows where the stored rejected response was Response A.
     pub rejected_first: u64,
+    /// Decided rows (kept or swapped) won by the response shown first; far from half of the
+    /// decided rows, it points at a judge that favours a position.
+    pub first_shown_won: u64,
+    /// Decided rows won by the response shown second.
+    pub second_shown_won: u64,
 }
 
 /// The statistics of a run, written to `report.json`.
@@ -153,9 +158,20 @@ impl Report {
             .or_default() += 1;
         self.tokens.prompt += usage.prompt_tokens;
         self.tokens.completion += usage.completion_tokens;
-        match record.get("shown_first").and_then(Value::as_str) {
+        let shown_first = record.get("shown_first").and_then(Value::as_str);
+        match shown_first {
             Some("chosen") => self.positions.chosen_first += 1,
             Some("rejected") => self.positions.rejected_first += 1,
+            _ => {}
+        }
+        // The stored chosen response won a kept row, the stored rejected one a swapped row.
+        match (outcome, shown_first) {
+            (Outcome::Kept, Some("chosen")) | (Outcome::Swapped, Some("rejected")) => {
+                self.positions.first_shown_won += 1
+            }
+            (Outcome::Kept, Some("rejected")) | (Outcome::Swapped, Some("chosen")) => {
+                self.positions.second_shown_won += 1
+            }
             _ => {}
         }
         let score = |column: &str| record.get(column).and_then(Value::as_f64);
@@ -234,6 +250,15 @@ impl Report {
             self.wall_seconds,
             self.rows_per_second
         );
+        let decided = self.positions.first_shown_won + self.positions.second_shown_won;
+        if decided > 0 {
+            let _ = writeln!(
+                table,
+                "position: the response shown first won {} of {decided} decided rows ({:.1}%)",
+                self.positions.first_shown_won,
+                100.0 * self.positions.first_shown_won as f64 / decided as f64
+            );
+        }
         for (reason, count) in &self.failure_reasons {
             let _ = writeln!(table, "  {count} x {reason}");
         }

@@ -442,3 +442,25 @@ fn walk(folder: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn a_judge_that_favours_position_a_shows_in_the_report() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(40));
+    let favours_a = json!({
+        "choices": [{"message": {"role": "assistant", "content": "{\"response_a\": {\"rationale\": \"first\", \"score\": 5}, \"response_b\": {\"rationale\": \"second\", \"score\": 1}}"}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1}
+    })
+    .to_string();
+    let stub = Stub::start(move |_, _| crate::stub::Reply::Status(200, favours_a.clone(), None));
+    let output = folder.path().join("out");
+    let run = rerank(&input, &output, &stub.url, &[]);
+    succeeded(&run);
+    let positions = &report(&output)["positions"];
+    assert_eq!(positions["first_shown_won"], 30);
+    assert_eq!(positions["second_shown_won"], 0);
+    assert!(String::from_utf8_lossy(&run.stdout).contains("the response shown first won 30 of 30 decided rows (100.0%)"));
+    let swapped = report(&output)["outcomes"]["swapped"].as_u64().unwrap();
+    assert_eq!(swapped, positions["rejected_first"].as_u64().unwrap(), "with a random order, a biased judge swaps where it saw rejected first");
+}
