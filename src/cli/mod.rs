@@ -43,7 +43,10 @@ enum FormatFlag {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OrderFlag {
+    /// A seeded coin per row decides.
     Random,
+    /// Every pair twice, once in each order, scores averaged (twice the requests).
+    Both,
     ChosenFirst,
     RejectedFirst,
 }
@@ -120,7 +123,8 @@ struct RerankArguments {
     /// response_a, response_b).
     #[arg(long)]
     template: Option<PathBuf>,
-    /// Which stored response the judge sees first.
+    /// Which stored response the judge sees first; `both` judges every pair in both orders and
+    /// averages, which removes position bias at twice the cost.
     #[arg(long, value_enum, default_value = "random")]
     order: OrderFlag,
     /// Score differences up to this size count as ties.
@@ -223,6 +227,7 @@ fn run_config(arguments: &RerankArguments) -> RunConfig {
         limit: arguments.limit,
         order: match arguments.order {
             OrderFlag::Random => Order::Random,
+            OrderFlag::Both => Order::Both,
             OrderFlag::ChosenFirst => Order::ChosenFirst,
             OrderFlag::RejectedFirst => Order::RejectedFirst,
         },

@@ -79,15 +79,20 @@ pub enum Order {
     /// A or B by a seeded coin per row, so that a judge's preference for one position cancels
     /// out over the dataset instead of favouring the stored order.
     Random,
+    /// Both orders, one request each, scores averaged: removes a judge's position bias from every
+    /// row, at twice the cost.
+    Both,
 }
 
 impl Order {
-    /// Whether the chosen response is shown first for the row at `index`.
-    pub fn chosen_first(self, index: u64, seed: u64) -> bool {
+    /// The orders the row at `index` is judged in: `true` shows the chosen response first.
+    pub fn orders(self, index: u64, seed: u64) -> &'static [bool] {
         match self {
-            Order::ChosenFirst => true,
-            Order::RejectedFirst => false,
-            Order::Random => mix(index ^ seed.rotate_left(32)) & 1 == 0,
+            Order::ChosenFirst => &[true],
+            Order::RejectedFirst => &[false],
+            Order::Random if mix(index ^ seed.rotate_left(32)) & 1 == 0 => &[true],
+            Order::Random => &[false],
+            Order::Both => &[true, false],
         }
     }
 }
@@ -329,13 +334,10 @@ mod tests {
     #[test]
     fn random_order_is_balanced_and_reproducible() {
         let firsts = (0..10_000)
-            .filter(|&i| Order::Random.chosen_first(i, 7))
+            .filter(|&i| Order::Random.orders(i, 7) == [true])
             .count();
         assert!((4_700..5_300).contains(&firsts), "{firsts}");
-        assert_eq!(
-            Order::Random.chosen_first(42, 7),
-            Order::Random.chosen_first(42, 7)
-        );
+        assert_eq!(Order::Random.orders(42, 7), Order::Random.orders(42, 7));
     }
 
     #[test]

@@ -138,6 +138,7 @@ impl Report {
                     Order::ChosenFirst => "chosen-first",
                     Order::RejectedFirst => "rejected-first",
                     Order::Random => "random",
+                    Order::Both => "both",
                 }
                 .to_owned(),
                 ..Positions::default()

@@ -177,14 +177,22 @@ pub fn dry_run(
             estimate.invalid += 1;
             continue;
         };
-        let chosen_first = config.order.chosen_first(pair.index, config.seed);
-        let Ok(messages) = prompt.render(conversation, chosen_first) else {
+        let mut rendered = Vec::new();
+        for &chosen_first in config.order.orders(pair.index, config.seed) {
+            if let Ok(messages) = prompt.render(conversation, chosen_first) {
+                rendered.push(messages);
+            }
+        }
+        if rendered.is_empty() {
             estimate.invalid += 1;
             continue;
-        };
-        let characters: usize = messages.iter().map(|m| m.content.chars().count()).sum();
-        estimate.prompt_tokens += (characters as u64).div_ceil(4) + 8 * messages.len() as u64;
-        estimate.completion_tokens_at_most += u64::from(max_tokens);
+        }
+        for messages in &rendered {
+            let characters: usize = messages.iter().map(|m| m.content.chars().count()).sum();
+            estimate.prompt_tokens += (characters as u64).div_ceil(4) + 8 * messages.len() as u64;
+            estimate.completion_tokens_at_most += u64::from(max_tokens);
+        }
+        let messages = rendered.swap_remove(0);
         estimate.rows += 1;
         estimate.first_messages.get_or_insert(messages);
     }

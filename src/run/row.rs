@@ -2,7 +2,7 @@
 //! parse), record, decide, and build the output record.
 
 use super::{RunConfig, RunError};
-use crate::dataset::{ColumnMap, DatasetError, Pair};
+use crate::dataset::{ColumnMap, Conversation, DatasetError, Pair};
 use crate::journal::{Entry, EntryStatus, Journal, RequestKey};
 use crate::judge::{Judge, JudgeReply, JudgeRequest, Usage};
 use crate::prompt::{ChatMessage, Language, PromptBuilder};
@@ -77,30 +77,78 @@ impl<J: Judge> Context<'_, J> {
             record,
             conversation,
         } = pair?;
-        let chosen_first = self.config.order.chosen_first(index, self.config.seed);
+        let orders = self.config.order.orders(index, self.config.seed);
         let (judged, usage, from_journal) = match conversation {
             Err(reason) => (Judged::Invalid(reason), Usage::default(), false),
-            Ok(conversation) => match self.prompt.render(&conversation, chosen_first) {
-                Err(reason) => (Judged::Failed(reason), Usage::default(), false),
-                Ok(messages) => match self.answer(index, messages).await? {
-                    Ok(answer) => {
-                        let (chosen, rejected) = if chosen_first {
-                            (answer.judgment.response_a, answer.judgment.response_b)
-                        } else {
-                            (answer.judgment.response_b, answer.judgment.response_a)
-                        };
-                        (
-                            Judged::Scored { chosen, rejected },
-                            answer.usage,
-                            answer.from_journal,
-                        )
-                    }
-                    Err((reason, usage)) => (Judged::Failed(reason), usage, false),
-                },
-            },
+            Ok(conversation) => self.judge_orders(index, &conversation, orders).await?,
         };
-        let (record, outcome) = self.output(record, judged, chosen_first);
+        let (record, outcome) = self.output(record, judged, orders);
         Ok((record, outcome, usage, from_journal))
+    }
+
+    /// Judges the pair in each of `orders` (one or both) and averages the ratings; the row fails
+    /// if any order fails.
+    async fn judge_orders(
+        &self,
+        index: u64,
+        conversation: &Conversation,
+        orders: &[bool],
+    ) -> Result<(Judged, Usage, bool), RunError> {
+        let attempts = orders
+            .iter()
+            .map(|&chosen_first| self.judge_order(index, conversation, chosen_first));
+        let mut usage = Usage::default();
+        let mut from_journal = true;
+        let mut ratings = Vec::with_capacity(orders.len());
+        let mut failure = None;
+        for result in futures_util::future::join_all(attempts).await {
+            let (judged, used, journal) = result?;
+            usage.prompt_tokens += used.prompt_tokens;
+            usage.completion_tokens += used.completion_tokens;
+            from_journal &= journal;
+            match judged {
+                Judged::Scored { chosen, rejected } => ratings.push((chosen, rejected)),
+                other => {
+                    failure.get_or_insert(other);
+                }
+            }
+        }
+        match failure {
+            Some(judged) => Ok((judged, usage, false)),
+            None => Ok((average(ratings), usage, from_journal)),
+        }
+    }
+
+    /// Judges the pair with the stored chosen response shown first or second.
+    async fn judge_order(
+        &self,
+        index: u64,
+        conversation: &Conversation,
+        chosen_first: bool,
+    ) -> Result<(Judged, Usage, bool), RunError> {
+        let messages = match self.prompt.render(conversation, chosen_first) {
+            Ok(messages) => messages,
+            Err(reason) => return Ok((Judged::Failed(reason), Usage::default(), false)),
+        };
+        Ok(match self.answer(index, messages).await? {
+            Ok(answer) => {
+                let Judgment {
+                    response_a,
+                    response_b,
+                } = answer.judgment;
+                let (chosen, rejected) = if chosen_first {
+                    (response_a, response_b)
+                } else {
+                    (response_b, response_a)
+                };
+                (
+                    Judged::Scored { chosen, rejected },
+                    answer.usage,
+                    answer.from_journal,
+                )
+            }
+            Err((reason, usage)) => (Judged::Failed(reason), usage, false),
+        })
     }
 
     /// Gets a judgment from the journal or the judge; asks once more when an answer does not
@@ -240,7 +288,7 @@ impl<J: Judge> Context<'_, J> {
         &self,
         mut record: Map<String, Value>,
         judged: Judged,
-        chosen_first: bool,
+        orders: &[bool],
     ) -> (Map<String, Value>, Outcome) {
         let model = json!(self.judge.model());
         let (outcome, chosen, rejected, reason) = match judged {
@@ -256,10 +304,11 @@ impl<J: Judge> Context<'_, J> {
                 }
             }
         };
-        let shown_first = match (outcome, chosen_first) {
+        let shown_first = match (outcome, orders) {
             (Outcome::Invalid, _) => Value::Null,
-            (_, true) => json!("chosen"),
-            (_, false) => json!("rejected"),
+            (_, [true]) => json!("chosen"),
+            (_, [false]) => json!("rejected"),
+            _ => json!("both"),
         };
         let score =
             |rating: &Option<Rating>| rating.as_ref().map_or(Value::Null, |r| json!(r.score));
@@ -288,6 +337,39 @@ impl<J: Judge> Context<'_, J> {
             distribution(&rejected),
         );
         (record, outcome)
+    }
+}
+
+/// The mean of the ratings from several orders; the rationales are kept side by side.
+fn average(ratings: Vec<(Rating, Rating)>) -> Judged {
+    let count = ratings.len().max(1) as f64;
+    let mean = |pick: fn(&(Rating, Rating)) -> &Rating| {
+        let score = ratings.iter().map(|r| pick(r).score).sum::<f64>() / count;
+        let rationale = ratings
+            .iter()
+            .map(|r| pick(r).rationale.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let distributions: Option<Vec<[f64; 5]>> =
+            ratings.iter().map(|r| pick(r).distribution).collect();
+        let distribution = distributions.map(|all| {
+            let mut sum = [0.0; 5];
+            for one in &all {
+                for (total, p) in sum.iter_mut().zip(one) {
+                    *total += p / count;
+                }
+            }
+            sum
+        });
+        Rating {
+            score,
+            rationale,
+            distribution,
+        }
+    };
+    Judged::Scored {
+        chosen: mean(|r| &r.0),
+        rejected: mean(|r| &r.1),
     }
 }
 

@@ -460,7 +460,61 @@ fn a_judge_that_favours_position_a_shows_in_the_report() {
     let positions = &report(&output)["positions"];
     assert_eq!(positions["first_shown_won"], 30);
     assert_eq!(positions["second_shown_won"], 0);
-    assert!(String::from_utf8_lossy(&run.stdout).contains("the response shown first won 30 of 30 decided rows (100.0%)"));
+    assert!(
+        String::from_utf8_lossy(&run.stdout)
+            .contains("the response shown first won 30 of 30 decided rows (100.0%)")
+    );
     let swapped = report(&output)["outcomes"]["swapped"].as_u64().unwrap();
-    assert_eq!(swapped, positions["rejected_first"].as_u64().unwrap(), "with a random order, a biased judge swaps where it saw rejected first");
+    assert_eq!(
+        swapped,
+        positions["rejected_first"].as_u64().unwrap(),
+        "with a random order, a biased judge swaps where it saw rejected first"
+    );
+}
+
+#[test]
+fn both_orders_cancel_a_position_bias() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(40));
+    let favours_a = json!({
+        "choices": [{"message": {"role": "assistant", "content": "{\"response_a\": {\"rationale\": \"first\", \"score\": 5}, \"response_b\": {\"rationale\": \"second\", \"score\": 1}}"}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1}
+    })
+    .to_string();
+    let biased = Stub::start(move |_, _| crate::stub::Reply::Status(200, favours_a.clone(), None));
+    let output = folder.path().join("biased");
+    succeeded(&rerank(
+        &input,
+        &output,
+        &biased.url,
+        &["--order", "both", "--format", "jsonl"],
+    ));
+    assert_eq!(biased.requests(), 60, "two requests per judged row");
+    let report = report(&output);
+    assert_eq!(
+        (
+            report["outcomes"]["tie"].as_u64(),
+            report["outcomes"]["swapped"].as_u64()
+        ),
+        (Some(30), Some(0))
+    );
+    let row = &jsonl_output(&output)[0];
+    assert_eq!(row["shown_first"], "both");
+    assert_eq!(row["chosen_score"], 3.0);
+    assert_eq!(row["chosen_rationale"], "first | second");
+
+    let fair = Stub::judging();
+    let output = folder.path().join("fair");
+    succeeded(&rerank(&input, &output, &fair.url, &["--order", "both"]));
+    assert_eq!(fair.requests(), 60);
+    let outcomes = &crate::support::report(&output)["outcomes"];
+    assert_eq!(
+        (
+            outcomes["kept"].as_u64(),
+            outcomes["swapped"].as_u64(),
+            outcomes["tie"].as_u64()
+        ),
+        (Some(10), Some(10), Some(10))
+    );
 }
