@@ -335,15 +335,19 @@ fn strip_metadata(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(schema.fields().clone()))
 }
 
-/// What the first pass over a JSON or CSV input learns: columns in order, row count, and the
-/// JSON kinds seen in each column (to find columns Arrow cannot type).
+/// Values kept per column for Arrow's type inference.
+const SAMPLE_VALUES: usize = 2_000;
+
+/// What the first pass over a JSON or CSV input learns: columns in order, row count, the JSON
+/// kinds seen in each column (to find columns Arrow cannot type), and a bounded sample of each
+/// column's non-string values for inference. Strings need no sample: a column of strings is text.
 #[derive(Default)]
 struct Survey {
     columns: Vec<String>,
     kinds: BTreeMap<String, BTreeSet<&'static str>>,
     rows: u64,
     first_row: Option<Row>,
-    samples: Vec<Value>,
+    samples: BTreeMap<String, Vec<Value>>,
 }
 
 impl Survey {
@@ -353,18 +357,20 @@ impl Survey {
                 self.columns.push(name.clone());
                 BTreeSet::new()
             });
-            if let Some(kind) = json_kind(value) {
-                kinds.insert(kind);
+            let Some(kind) = json_kind(value) else {
+                continue;
+            };
+            kinds.insert(kind);
+            if kind != "string" {
+                let sample = self.samples.entry(name.clone()).or_default();
+                if sample.len() < SAMPLE_VALUES {
+                    sample.push(value.clone());
+                }
             }
         }
         self.rows += 1;
         if self.first_row.is_none() {
-            self.first_row = Some(row.clone());
-        }
-        // Arrow infers from values; keeping them all would hold the dataset, so inference runs
-        // over a bounded sample plus one cell of every kind seen per column.
-        if self.samples.len() < 10_000 {
-            self.samples.push(Value::Object(row));
+            self.first_row = Some(row);
         }
     }
 
@@ -396,22 +402,23 @@ impl Survey {
         })
     }
 
-    /// Infers each column on its own, so one odd column cannot spoil the others; a column Arrow
-    /// cannot type (mixed kinds, or nested structures that disagree) is stored as JSON text.
+    /// Types each column on its own, so one odd column cannot spoil the others: strings (or only
+    /// nulls) are text; one other kind is inferred by Arrow from the sample; mixed kinds, or
+    /// nested values Arrow cannot reconcile, are stored as JSON text.
     fn infer_schema(&self) -> (SchemaRef, BTreeSet<String>) {
         let mut fields = Vec::with_capacity(self.columns.len());
         let mut text_columns = BTreeSet::new();
         for name in &self.columns {
-            let mixed = self.kinds.get(name).is_some_and(|kinds| kinds.len() > 1);
-            let inferred = if mixed { None } else { self.infer_column(name) };
+            let kinds = self.kinds.get(name).cloned().unwrap_or_default();
+            let plain_text = kinds.iter().all(|kind| *kind == "string");
+            let inferred = match kinds.len() {
+                1 if !plain_text => self.infer_column(name),
+                _ => None,
+            };
             match inferred {
                 Some(field) => fields.push(field),
                 None => {
-                    let only_strings = self
-                        .kinds
-                        .get(name)
-                        .is_some_and(|k| k.iter().all(|k| *k == "string"));
-                    if !only_strings {
+                    if !plain_text {
                         text_columns.insert(name.clone());
                     }
                     fields.push(Field::new(name, DataType::Utf8, true));
@@ -422,11 +429,9 @@ impl Survey {
     }
 
     fn infer_column(&self, name: &str) -> Option<Field> {
-        let cells = self.samples.iter().map(|row| {
+        let cells = self.samples.get(name)?.iter().map(|value| {
             let mut single = Map::new();
-            if let Some(value) = row.get(name) {
-                single.insert(name.to_owned(), value.clone());
-            }
+            single.insert(name.to_owned(), value.clone());
             Ok::<_, arrow_schema::ArrowError>(Value::Object(single))
         });
         let schema = arrow_json::reader::infer_json_schema_from_iterator(cells).ok()?;
@@ -452,5 +457,42 @@ fn short(text: &str) -> String {
         text.to_owned()
     } else {
         format!("{}...", text.chars().take(LIMIT).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_typed_one_by_one() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("rows.jsonl");
+        let rows = [
+            r#"{"text": "a", "count": 1, "mixed": 1, "nested": {"from": "gpt", "value": "x"}, "empty": null}"#,
+            r#"{"text": "b", "count": 2, "mixed": "two", "nested": {"from": "gpt", "value": "y"}, "empty": null}"#,
+        ];
+        std::fs::write(&path, rows.join("\n")).unwrap();
+        let reader = open_input(&path).unwrap();
+        let kind = |name: &str| {
+            reader
+                .schema
+                .field_with_name(name)
+                .unwrap()
+                .data_type()
+                .clone()
+        };
+        assert_eq!(kind("text"), DataType::Utf8);
+        assert_eq!(kind("count"), DataType::Int64);
+        assert_eq!(kind("mixed"), DataType::Utf8);
+        assert!(matches!(kind("nested"), DataType::Struct(_)));
+        assert_eq!(kind("empty"), DataType::Utf8);
+        assert_eq!(reader.text_columns, BTreeSet::from(["mixed".to_string()]));
+        assert_eq!(
+            reader.columns,
+            ["text", "count", "mixed", "nested", "empty"]
+        );
+        assert_eq!(reader.rows, 2);
+        assert_eq!(reader.count(), 2);
     }
 }

@@ -518,3 +518,32 @@ fn both_orders_cancel_a_position_bias() {
         (Some(10), Some(10), Some(10))
     );
 }
+
+#[test]
+fn a_column_of_mixed_types_survives_as_json_text() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("mixed.jsonl");
+    write_jsonl(
+        &input,
+        &[
+            json!({"prompt": "Q1?", "chosen": "good", "rejected": "bad", "meta": 7}),
+            json!({"prompt": "Q2?", "chosen": "good", "rejected": "bad", "meta": {"source": "web"}}),
+            json!({"prompt": "Q3?", "chosen": "good", "rejected": "bad", "meta": "plain"}),
+        ],
+    );
+    let stub = Stub::judging();
+    let output = folder.path().join("out");
+    succeeded(&rerank(&input, &output, &stub.url, &[]));
+    let table = read_parquet(&parquet_output(&output));
+    assert_eq!(table["schema"]["meta"], "string");
+    let metas: Vec<&Value> = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["meta"])
+        .collect();
+    assert_eq!(
+        metas,
+        [&json!("7"), &json!("{\"source\":\"web\"}"), &json!("plain")]
+    );
+}
