@@ -448,12 +448,7 @@ fn a_judge_that_favours_position_a_shows_in_the_report() {
     let folder = tempfile::tempdir().unwrap();
     let input = folder.path().join("pairs.jsonl");
     write_jsonl(&input, &keyword_rows(40));
-    let favours_a = json!({
-        "choices": [{"message": {"role": "assistant", "content": "{\"response_a\": {\"rationale\": \"first\", \"score\": 5}, \"response_b\": {\"rationale\": \"second\", \"score\": 1}}"}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1}
-    })
-    .to_string();
-    let stub = Stub::start(move |_, _| crate::stub::Reply::Status(200, favours_a.clone(), None));
+    let stub = favours_a();
     let output = folder.path().join("out");
     let run = rerank(&input, &output, &stub.url, &[]);
     succeeded(&run);
@@ -477,12 +472,7 @@ fn both_orders_cancel_a_position_bias() {
     let folder = tempfile::tempdir().unwrap();
     let input = folder.path().join("pairs.jsonl");
     write_jsonl(&input, &keyword_rows(40));
-    let favours_a = json!({
-        "choices": [{"message": {"role": "assistant", "content": "{\"response_a\": {\"rationale\": \"first\", \"score\": 5}, \"response_b\": {\"rationale\": \"second\", \"score\": 1}}"}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1}
-    })
-    .to_string();
-    let biased = Stub::start(move |_, _| crate::stub::Reply::Status(200, favours_a.clone(), None));
+    let biased = favours_a();
     let output = folder.path().join("biased");
     succeeded(&rerank(
         &input,
@@ -546,4 +536,14 @@ fn a_column_of_mixed_types_survives_as_json_text() {
         metas,
         [&json!("7"), &json!("{\"source\":\"web\"}"), &json!("plain")]
     );
+}
+
+/// A judge that always scores Response A 5 and Response B 1, whatever they say.
+fn favours_a() -> Stub {
+    let answer = json!({
+        "choices": [{"message": {"role": "assistant", "content": "{\"response_a\": {\"rationale\": \"first\", \"score\": 5}, \"response_b\": {\"rationale\": \"second\", \"score\": 1}}"}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1}
+    })
+    .to_string();
+    Stub::start(move |_, _| crate::stub::Reply::Status(200, answer.clone(), None))
 }
