@@ -113,6 +113,17 @@ def rejudge(input_path: Path, url: str, concurrency: int, output: Path, extra=()
     return result
 
 
+def write_pairs(path: Path, seed: list, count: int) -> Path:
+    """Writes `count` plain (prompt, chosen, rejected) rows as JSON Lines, cycling the ShareGPT
+    seed rows and making every prompt unique."""
+    with path.open("w") as out:
+        for i in range(count):
+            row = seed[i % len(seed)]
+            prompt = row["conversations"][-1]["value"] + f" (#{i})"
+            out.write(json.dumps({"prompt": prompt, "chosen": row["chosen"]["value"], "rejected": row["rejected"]["value"]}) + "\n")
+    return path
+
+
 def make_datasets() -> dict:
     WORK.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -122,22 +133,10 @@ def make_datasets() -> dict:
             log(f"generating {rows} rows")
             subprocess.run([str(RELEASE / "make-dataset"), str(SEED), str(rows), str(path)], check=True)
         paths[rows] = path
-    peer = WORK / f"peer-{PEER_ROWS}.jsonl"
     seed = json.loads(SEED.read_text())
-    with peer.open("w") as out:
-        for i in range(PEER_ROWS):
-            row = seed[i % len(seed)]
-            prompt = row["conversations"][-1]["value"] + f" (#{i})"
-            out.write(json.dumps({"prompt": prompt, "chosen": row["chosen"]["value"], "rejected": row["rejected"]["value"]}) + "\n")
-    paths["peer"] = peer
-    saturation = WORK / f"saturation-{SATURATION_ROWS}.jsonl"
+    paths["peer"] = write_pairs(WORK / f"peer-{PEER_ROWS}.jsonl", seed, PEER_ROWS)
     short = [r for r in seed if len(json.dumps(r)) < 5000]
-    with saturation.open("w") as out:
-        for i in range(SATURATION_ROWS):
-            row = short[i % len(short)]
-            prompt = row["conversations"][-1]["value"] + f" (#{i})"
-            out.write(json.dumps({"prompt": prompt, "chosen": row["chosen"]["value"], "rejected": row["rejected"]["value"]}) + "\n")
-    paths["saturation"] = saturation
+    paths["saturation"] = write_pairs(WORK / f"saturation-{SATURATION_ROWS}.jsonl", short, SATURATION_ROWS)
     return paths
 
 
