@@ -3,6 +3,9 @@
 //!
 //! Run with `cargo bench --bench journal`. Prints microseconds and bytes per row.
 
+// A benchmark reads as one scenario, top to bottom.
+#![allow(clippy::too_many_lines)]
+
 use rejudge::journal::{Entry, EntryStatus, Journal, RequestKey};
 use rejudge::prompt::ChatMessage;
 use rejudge::verdict::{Judgment, Rating};

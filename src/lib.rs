@@ -4,54 +4,51 @@
 //! prefers the other way round are swapped, ties are flagged, and every row is kept. The crate is
 //! laid out as the data flows:
 //!
-//! - [`dataset`]: readers (JSON Lines, JSON, CSV, Parquet), column mapping, writers;
+//! - [`dataset`]: readers (JSON Lines, JSON, CSV, Parquet) into Arrow batches, column mapping,
+//!   the output batch and its writers;
 //! - [`prompt`]: the built-in rubric and user templates;
-//! - [`judge`]: the [`judge::Judge`] trait, the OpenAI-compatible and in-process backends, retries;
-//! - [`verdict`]: parsing the judge's answer and deciding each row's [`verdict::Outcome`];
+//! - [`judge`]: the [`judge::Judge`] trait (one attempt), the OpenAI-compatible and in-process
+//!   backends, and the one retry layer around them;
+//! - [`verdict`]: parsing the judge's answer, deciding each row's [`verdict::Verdict`], and the
+//!   output columns it defines;
 //! - [`journal`]: the crash-safe store of every request, for exact resume;
 //! - [`run`]: the pipeline that ties them together;
-//! - [`report`]: statistics, `report.json` and the dataset card.
+//! - [`report`]: statistics, `report.json` and the dataset card;
+//! - [`settings`]: flags, environment and config file resolved into one struct.
 //!
 //! The library never reads environment variables and never prints; the `rejudge` binary does.
 //!
 //! Re-ranking a file against an OpenAI-compatible server:
 //!
 //! ```no_run
-//! use rejudge::dataset::{ColumnOverrides, OutputFormat};
-//! use rejudge::judge::{OpenAiConfig, OpenAiJudge, RetryPolicy, Sampling};
-//! use rejudge::prompt::{Order, PromptBuilder};
-//! use rejudge::run::{Input, RunConfig, Silent, rerank};
-//! use rejudge::verdict::DecisionPolicy;
-//! use std::time::Duration;
+//! use rejudge::judge::{OpenAiConfig, OpenAiJudge};
+//! use rejudge::prompt::PromptBuilder;
+//! use rejudge::run::{Input, Silent, rerank};
+//! use rejudge::settings::{Settings, SettingsLayer};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let input = Input::open("pairs.jsonl".as_ref(), &ColumnOverrides::default())?;
+//! let settings = Settings::resolve(SettingsLayer {
+//!     input: Some("pairs.jsonl".into()),
+//!     concurrency: Some(16),
+//!     ..SettingsLayer::default()
+//! })?;
+//! let input = Input::open(settings.input.as_ref(), &settings.column_overrides())?;
 //! let prompt = PromptBuilder::builtin(input.language());
 //! let judge = OpenAiJudge::new(OpenAiConfig {
 //!     base_url: "http://localhost:8000/v1".into(),
 //!     model: "Qwen/Qwen2.5-72B-Instruct".into(),
 //!     api_key: None,
-//!     sampling: Sampling::default(),
-//!     timeout: Duration::from_secs(120),
-//!     retry: RetryPolicy::default(),
+//!     sampling: settings.sampling(),
+//!     timeout: settings.timeout(),
 //!     structured_output: true,
 //! })?;
-//! let config = RunConfig {
-//!     input: "pairs.jsonl".into(),
-//!     output: "rejudged".into(),
-//!     format: OutputFormat::Parquet,
-//!     journal: "rejudged/journal.sqlite".into(),
-//!     concurrency: 16,
-//!     limit: None,
-//!     order: Order::Random,
-//!     seed: 0,
-//!     policy: DecisionPolicy::default(),
-//! };
-//! let report = rerank(input, &prompt, &judge, &config, &Silent).await?;
+//! let report = rerank(input, &prompt, &judge, &settings.run_config(), &Silent).await?;
 //! assert_eq!(report.rows, report.outcomes.values().sum::<u64>());
 //! # Ok(())
 //! # }
 //! ```
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod dataset;
 pub mod journal;
@@ -59,4 +56,5 @@ pub mod judge;
 pub mod prompt;
 pub mod report;
 pub mod run;
+pub mod settings;
 pub mod verdict;

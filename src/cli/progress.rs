@@ -1,9 +1,8 @@
 //! The progress display: a bar on a terminal, a plain line every few seconds otherwise.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rejudge::judge::Usage;
-use rejudge::run::Progress;
-use rejudge::verdict::Outcome;
+use rejudge::run::{Cost, Progress};
+use rejudge::verdict::{Outcome, Verdict};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +12,7 @@ const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
 /// Shows rows/s, ETA, tokens and failures on stderr.
 pub struct Bar {
-    bar: Option<ProgressBar>,
+    terminal: Option<ProgressBar>,
     plain: bool,
     total: AtomicU64,
     done: AtomicU64,
@@ -39,7 +38,7 @@ impl Bar {
             bar
         });
         Bar {
-            bar,
+            terminal: bar,
             plain: !terminal && !quiet,
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
@@ -53,7 +52,7 @@ impl Bar {
     }
 
     pub fn done(&self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.terminal {
             bar.finish_and_clear();
         }
     }
@@ -83,15 +82,16 @@ impl Progress for Bar {
         // in without moving it, so rows/s and the ETA describe the work left.
         self.resumed.store(finished_before, Ordering::Relaxed);
         self.done.store(finished_before, Ordering::Relaxed);
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.terminal {
             bar.set_length(total);
             bar.set_position(finished_before);
             bar.reset_eta();
         }
     }
 
-    fn row(&self, outcome: Outcome, usage: Usage, from_journal: bool) {
-        if from_journal
+    fn row(&self, verdict: &Verdict, cost: Cost) {
+        let (outcome, usage) = (verdict.outcome, cost.usage);
+        if cost.from_journal
             && self.resumed_seen.fetch_add(1, Ordering::Relaxed)
                 < self.resumed.load(Ordering::Relaxed)
         {
@@ -106,7 +106,7 @@ impl Progress for Bar {
         if outcome == Outcome::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &self.terminal {
             bar.set_position(done);
             bar.set_message(format!("{tokens} tok  {failed} failed"));
         } else if self.plain {

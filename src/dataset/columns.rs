@@ -7,6 +7,9 @@
 //! - ShareGPT (`{"from", "value"}` messages), with the history in `conversations`.
 
 use super::DatasetError;
+use super::cell;
+use arrow_array::RecordBatch;
+use arrow_schema::Schema;
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -70,29 +73,29 @@ pub struct ColumnMap {
 }
 
 impl ColumnMap {
-    /// Finds the columns by name, preferring the overrides. `first_row`, when the input has one,
-    /// tells whether a dataset without a prompt column carries the prompt inside its responses.
+    /// Finds the columns by name, preferring the overrides. The first row tells whether a dataset
+    /// without a prompt column carries the prompt inside its responses.
     pub fn detect(
         path: &Path,
-        columns: &[String],
+        schema: &Schema,
         overrides: &ColumnOverrides,
-        first_row: Option<&Map<String, Value>>,
+        first: &RecordBatch,
     ) -> Result<Self, DatasetError> {
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let find = |role: &'static str, given: &Option<String>, names: &[&str]| {
-            pick(path, columns, role, given, names)
+            pick(path, &columns, role, given.as_ref(), names)
         };
         let chosen = find("chosen", &overrides.chosen, CHOSEN_NAMES)?;
         let rejected = find("rejected", &overrides.rejected, REJECTED_NAMES)?;
-        let history = first_present(columns, HISTORY_NAMES);
+        let history = first_present(&columns, HISTORY_NAMES);
         let prompt = match &overrides.prompt {
             Some(_) => Some(find("prompt", &overrides.prompt, PROMPT_NAMES)?),
-            None => first_present(columns, PROMPT_NAMES),
+            None => first_present(&columns, PROMPT_NAMES),
         };
-        let prompt_inside_responses = first_row
-            .and_then(|row| row.get(&chosen))
-            .is_some_and(has_user_turn);
+        let prompt_inside_responses = first.num_rows() > 0
+            && first_cell(first, &chosen).is_some_and(|value| has_user_turn(&value));
         if prompt.is_none() && history.is_none() && !prompt_inside_responses {
-            return Err(missing(path, columns, "prompt", PROMPT_NAMES));
+            return Err(missing(path, &columns, "prompt", PROMPT_NAMES));
         }
         let input = match prompt.as_deref() {
             Some("instruction") if columns.iter().any(|c| c == "input") => Some("input".into()),
@@ -101,15 +104,47 @@ impl ColumnMap {
         Ok(ColumnMap {
             prompt,
             input,
-            system: first_present(columns, SYSTEM_NAMES),
+            system: first_present(&columns, SYSTEM_NAMES),
             history,
             chosen,
             rejected,
         })
     }
 
+    /// The columns the judge reads.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        [&self.prompt, &self.input, &self.system, &self.history]
+            .into_iter()
+            .filter_map(Option::as_deref)
+            .chain([self.chosen.as_str(), self.rejected.as_str()])
+    }
+
+    /// The conversation of every row of a batch, or why a row cannot be judged. Only the mapped
+    /// columns are read.
+    pub fn conversations(&self, batch: &RecordBatch) -> Vec<Result<Conversation, String>> {
+        let schema = batch.schema();
+        let columns: Vec<(&str, &arrow_array::ArrayRef, bool)> = self
+            .names()
+            .filter_map(|name| {
+                let (position, field) = schema.column_with_name(name)?;
+                Some((name, batch.column(position), cell::is_json_text(field)))
+            })
+            .collect();
+        (0..batch.num_rows())
+            .map(|row| {
+                let record: Map<String, Value> = columns
+                    .iter()
+                    .map(|(name, array, json_text)| {
+                        ((*name).to_owned(), cell::value(array, row, *json_text))
+                    })
+                    .collect();
+                self.conversation(&record)
+            })
+            .collect()
+    }
+
     /// Builds the conversation of one row, or says why the row cannot be judged.
-    pub fn conversation(&self, record: &Map<String, Value>) -> Result<Conversation, String> {
+    fn conversation(&self, record: &Map<String, Value>) -> Result<Conversation, String> {
         let (chosen_history, chosen) = response(record, &self.chosen)?;
         let (_, rejected) = response(record, &self.rejected)?;
         let mut turns = match (&self.prompt, &self.history) {
@@ -154,7 +189,7 @@ fn pick(
     path: &Path,
     columns: &[String],
     role: &'static str,
-    given: &Option<String>,
+    given: Option<&String>,
     names: &[&str],
 ) -> Result<String, DatasetError> {
     match given {
@@ -164,11 +199,23 @@ fn pick(
     }
 }
 
+fn first_cell(batch: &RecordBatch, column: &str) -> Option<Value> {
+    let (position, field) = batch
+        .schema()
+        .column_with_name(column)
+        .map(|(p, f)| (p, f.clone()))?;
+    Some(cell::value(
+        batch.column(position),
+        0,
+        cell::is_json_text(&field),
+    ))
+}
+
 fn first_present(columns: &[String], names: &[&str]) -> Option<String> {
     names
         .iter()
         .find(|name| columns.iter().any(|c| c == *name))
-        .map(|name| name.to_string())
+        .map(ToString::to_string)
 }
 
 fn missing(path: &Path, columns: &[String], role: &'static str, tried: &[&str]) -> DatasetError {
@@ -319,19 +366,30 @@ mod tests {
     use serde_json::json;
 
     fn map(value: Value) -> Map<String, Value> {
-        value.as_object().expect("test rows are objects").clone()
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("test rows are objects"),
+        }
     }
 
     fn detect(row: &Value) -> ColumnMap {
-        let row = map(row.clone());
-        let columns: Vec<String> = row.keys().cloned().collect();
+        let batch = crate::dataset::json::batch_of(std::slice::from_ref(row));
         ColumnMap::detect(
             Path::new("t.jsonl"),
-            &columns,
+            &batch.schema(),
             &ColumnOverrides::default(),
-            Some(&row),
+            &batch,
         )
         .expect("columns are detected")
+    }
+
+    fn schema(columns: &[&str]) -> Schema {
+        Schema::new(
+            columns
+                .iter()
+                .map(|name| arrow_schema::Field::new(*name, arrow_schema::DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -408,12 +466,12 @@ mod tests {
 
     #[test]
     fn a_missing_column_lists_the_columns_found() {
-        let columns = vec!["query".to_string(), "chosen".into(), "rejected".into()];
+        let schema = schema(&["query", "chosen", "rejected"]);
         let error = ColumnMap::detect(
             Path::new("d.csv"),
-            &columns,
+            &schema,
             &ColumnOverrides::default(),
-            None,
+            &RecordBatch::new_empty(std::sync::Arc::new(schema.clone())),
         )
         .unwrap_err()
         .to_string();
@@ -426,13 +484,14 @@ mod tests {
 
     #[test]
     fn overrides_win() {
-        let columns = vec!["q".to_string(), "good".into(), "bad".into()];
+        let schema = schema(&["q", "good", "bad"]);
         let overrides = ColumnOverrides {
             prompt: Some("q".into()),
             chosen: Some("good".into()),
             rejected: Some("bad".into()),
         };
-        let map = ColumnMap::detect(Path::new("x"), &columns, &overrides, None).unwrap();
+        let empty = RecordBatch::new_empty(std::sync::Arc::new(schema.clone()));
+        let map = ColumnMap::detect(Path::new("x"), &schema, &overrides, &empty).unwrap();
         assert_eq!(
             (map.prompt.as_deref(), map.chosen.as_str()),
             (Some("q"), "good")

@@ -10,12 +10,13 @@
 //! One thread owns the connection. Writes that arrive together are committed in one transaction
 //! (group commit), which keeps the cost per row in microseconds at thousands of rows a second.
 
+use crate::judge::Usage;
 use crate::prompt::{ChatMessage, hex};
 use crate::verdict::Judgment;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
@@ -106,31 +107,32 @@ pub struct Entry {
     pub error: Option<String>,
 }
 
-/// A successful answer found in the journal.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
-    /// The parsed judgment.
-    pub judgment: Judgment,
-    /// Prompt tokens the original request used.
-    pub prompt_tokens: u64,
-    /// Completion tokens the original request used.
-    pub completion_tokens: u64,
-}
-
 /// Errors of the journal; any of them stops the run, since answers could otherwise be lost.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JournalError {
     /// SQLite failed (disk full, file locked, not a database, ...).
-    #[error("journal {path}: {message}")]
+    #[error("journal {path}", path = path.display())]
     Database {
         /// The journal file.
         path: PathBuf,
-        /// SQLite's message.
-        message: String,
+        /// SQLite's error.
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// The journal's folder could not be created.
+    #[error("journal {path}", path = path.display())]
+    Folder {
+        /// The journal file.
+        path: PathBuf,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// The journal was written by a rejudge with another format.
     #[error(
-        "journal {path} has format version {found}, this rejudge reads version {expected}\nhint: move it aside, or pass --journal with a new path (its answers cannot be reused)"
+        "journal {path} has format version {found}, this rejudge reads version {expected}\nhint: move it aside, or pass --journal with a new path (its answers cannot be reused)",
+        path = path.display()
     )]
     Version {
         /// The journal file.
@@ -141,20 +143,25 @@ pub enum JournalError {
         expected: u32,
     },
     /// The journal thread stopped.
-    #[error("journal {path}: the journal thread stopped")]
+    #[error("journal {path}: the journal thread stopped", path = path.display())]
     Closed {
         /// The journal file.
         path: PathBuf,
     },
 }
 
+/// SQLite's error, shared by every writer of one group commit.
+type Shared = Arc<rusqlite::Error>;
 /// Tells a writer its record is committed, or why not.
-type Acknowledgement = oneshot::Sender<Result<(), String>>;
+type Acknowledgement = oneshot::Sender<Result<(), Shared>>;
 
 enum Command {
-    Lookup(RequestKey, oneshot::Sender<Result<Option<Stored>, String>>),
-    Record(Box<Entry>, oneshot::Sender<Result<(), String>>),
-    FinishedRows(RequestKey, oneshot::Sender<Result<u64, String>>),
+    Lookup(
+        RequestKey,
+        oneshot::Sender<Result<Option<(Judgment, Usage)>, Shared>>,
+    ),
+    Record(Box<Entry>, Acknowledgement),
+    FinishedRows(RequestKey, oneshot::Sender<Result<u64, Shared>>),
 }
 
 /// A handle on the journal thread.
@@ -169,13 +176,14 @@ impl Journal {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         let database = |e: rusqlite::Error| JournalError::Database {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source: Arc::new(e),
+        };
+        let folder = |e: std::io::Error| JournalError::Folder {
+            path: path.to_path_buf(),
+            source: e,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| JournalError::Database {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            std::fs::create_dir_all(parent).map_err(folder)?;
         }
         let connection = Connection::open(path).map_err(database)?;
         connection
@@ -208,11 +216,8 @@ impl Journal {
         let (commands, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("rejudge-journal".into())
-            .spawn(move || serve(connection, receiver))
-            .map_err(|e| JournalError::Database {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            .spawn(move || serve(connection, &receiver))
+            .map_err(folder)?;
         Ok(Journal {
             path: path.to_path_buf(),
             commands: Some(commands),
@@ -225,8 +230,8 @@ impl Journal {
         &self.path
     }
 
-    /// The successful answer to `key`, if one is recorded.
-    pub async fn lookup(&self, key: RequestKey) -> Result<Option<Stored>, JournalError> {
+    /// The successful answer to `key` and the tokens it cost, if one is recorded.
+    pub async fn lookup(&self, key: RequestKey) -> Result<Option<(Judgment, Usage)>, JournalError> {
         self.ask(|reply| Command::Lookup(key, reply)).await
     }
 
@@ -243,7 +248,7 @@ impl Journal {
 
     async fn ask<T>(
         &self,
-        command: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+        command: impl FnOnce(oneshot::Sender<Result<T, Shared>>) -> Command,
     ) -> Result<T, JournalError> {
         let closed = || JournalError::Closed {
             path: self.path.clone(),
@@ -257,9 +262,9 @@ impl Journal {
         answer
             .await
             .map_err(|_| closed())?
-            .map_err(|message| JournalError::Database {
+            .map_err(|source| JournalError::Database {
                 path: self.path.clone(),
-                message,
+                source,
             })
     }
 }
@@ -277,7 +282,7 @@ impl Drop for Journal {
 fn check_version(connection: &Connection, path: &Path) -> Result<(), JournalError> {
     let database = |e: rusqlite::Error| JournalError::Database {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: Arc::new(e),
     };
     let found: Option<String> = connection
         .query_row(
@@ -306,7 +311,7 @@ fn check_version(connection: &Connection, path: &Path) -> Result<(), JournalErro
 
 /// The journal thread: answers lookups at once and commits the records that arrived together in
 /// one transaction before acknowledging any of them.
-fn serve(mut connection: Connection, commands: mpsc::Receiver<Command>) {
+fn serve(mut connection: Connection, commands: &mpsc::Receiver<Command>) {
     let mut pending: Vec<(Box<Entry>, Acknowledgement)> = Vec::new();
     while let Ok(first) = commands.recv() {
         let mut next = Some(first);
@@ -314,10 +319,10 @@ fn serve(mut connection: Connection, commands: mpsc::Receiver<Command>) {
         while let Some(command) = next.take() {
             match command {
                 Command::Lookup(key, reply) => {
-                    let _ = reply.send(lookup(&connection, key).map_err(|e| e.to_string()));
+                    let _ = reply.send(lookup(&connection, key).map_err(Arc::new));
                 }
                 Command::FinishedRows(run, reply) => {
-                    let _ = reply.send(finished_rows(&connection, run).map_err(|e| e.to_string()));
+                    let _ = reply.send(finished_rows(&connection, run).map_err(Arc::new));
                 }
                 Command::Record(entry, reply) => pending.push((entry, reply)),
             }
@@ -330,7 +335,8 @@ fn serve(mut connection: Connection, commands: mpsc::Receiver<Command>) {
             let result = commit(
                 &mut connection,
                 pending.iter().map(|(entry, _)| entry.as_ref()),
-            );
+            )
+            .map_err(Arc::new);
             for (_, reply) in pending.drain(..) {
                 let _ = reply.send(result.clone());
             }
@@ -338,7 +344,7 @@ fn serve(mut connection: Connection, commands: mpsc::Receiver<Command>) {
     }
 }
 
-fn lookup(connection: &Connection, key: RequestKey) -> rusqlite::Result<Option<Stored>> {
+fn lookup(connection: &Connection, key: RequestKey) -> rusqlite::Result<Option<(Judgment, Usage)>> {
     let mut statement = connection.prepare_cached(
         "SELECT judgment, prompt_tokens, completion_tokens FROM requests WHERE key = ?1 AND status = 'ok'",
     )?;
@@ -355,11 +361,11 @@ fn lookup(connection: &Connection, key: RequestKey) -> rusqlite::Result<Option<S
         found.and_then(|(judgment, prompt_tokens, completion_tokens)| {
             // An entry whose judgment no longer parses is treated as absent and asked again.
             let judgment = serde_json::from_str(judgment.as_deref()?).ok()?;
-            Some(Stored {
-                judgment,
-                prompt_tokens: prompt_tokens.max(0) as u64,
-                completion_tokens: completion_tokens.max(0) as u64,
-            })
+            let usage = Usage {
+                prompt_tokens: u64::try_from(prompt_tokens).unwrap_or(0),
+                completion_tokens: u64::try_from(completion_tokens).unwrap_or(0),
+            };
+            Some((judgment, usage))
         }),
     )
 }
@@ -368,46 +374,47 @@ fn finished_rows(connection: &Connection, run: RequestKey) -> rusqlite::Result<u
     connection.query_row(
         "SELECT COUNT(DISTINCT row_index) FROM requests WHERE run = ?1 AND status = 'ok'",
         [&run.0[..]],
-        |row| row.get::<_, i64>(0).map(|n| n.max(0) as u64),
+        |row| row.get::<_, i64>(0).map(|n| u64::try_from(n).unwrap_or(0)),
     )
+}
+
+/// SQLite stores signed 64-bit integers; counts beyond that saturate rather than wrap.
+fn sqlite_integer(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 fn commit<'a>(
     connection: &mut Connection,
     entries: impl Iterator<Item = &'a Entry>,
-) -> Result<(), String> {
-    let transaction = connection.transaction().map_err(|e| e.to_string())?;
+) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
     {
-        let mut statement = transaction
-            .prepare_cached(
-                "INSERT OR REPLACE INTO requests (key, run, row_index, status, response, judgment,
+        let mut statement = transaction.prepare_cached(
+            "INSERT OR REPLACE INTO requests (key, run, row_index, status, response, judgment,
                     prompt_tokens, completion_tokens, latency_ms, attempts, error, recorded_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, strftime('%s', 'now'))",
-            )
-            .map_err(|e| e.to_string())?;
+        )?;
         for entry in entries {
             let judgment = entry
                 .judgment
                 .as_ref()
                 .map(|j| serde_json::to_string(j).expect("a judgment serialises; this is a bug"));
-            statement
-                .execute(params![
-                    &entry.key.0[..],
-                    &entry.run.0[..],
-                    entry.row_index as i64,
-                    entry.status.as_str(),
-                    entry.response,
-                    judgment,
-                    entry.prompt_tokens as i64,
-                    entry.completion_tokens as i64,
-                    entry.latency_ms as i64,
-                    entry.attempts,
-                    entry.error,
-                ])
-                .map_err(|e| e.to_string())?;
+            statement.execute(params![
+                &entry.key.0[..],
+                &entry.run.0[..],
+                sqlite_integer(entry.row_index),
+                entry.status.as_str(),
+                entry.response,
+                judgment,
+                sqlite_integer(entry.prompt_tokens),
+                sqlite_integer(entry.completion_tokens),
+                sqlite_integer(entry.latency_ms),
+                entry.attempts,
+                entry.error,
+            ])?;
         }
     }
-    transaction.commit().map_err(|e| e.to_string())
+    transaction.commit()
 }
 
 #[cfg(test)]
@@ -467,12 +474,13 @@ mod tests {
                 .unwrap();
         }
         let journal = Journal::open(&path).unwrap();
-        let stored = journal
+        let (stored, usage) = journal
             .lookup(good)
             .await
             .unwrap()
             .expect("the answer was kept");
-        assert_eq!(stored.judgment, judgment());
+        assert_eq!(stored, judgment());
+        assert_eq!(usage.prompt_tokens, 10);
         assert_eq!(journal.lookup(bad).await.unwrap(), None);
         assert_eq!(journal.finished_rows(RequestKey([1; 32])).await.unwrap(), 1);
     }

@@ -7,8 +7,16 @@
 //! answer parses; under log-probability scoring the digits' probabilities are read from the
 //! logits at each score position.
 
+// llama.cpp counts tokens, positions and sequences in `i32`/`u32`; every count here is bounded
+// by the context size, far below those types' limits.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 use super::{
-    Judge, JudgeError, JudgeReply, JudgeRequest, Sampling, Scoring, Usage, score_distributions,
+    Judge, JudgeError, JudgeRequest, Reply, Sampling, Scoring, Usage, score_distributions,
 };
 use crate::prompt::{ChatMessage, judgment_schema};
 use llama_cpp_2::context::LlamaContext;
@@ -57,18 +65,9 @@ pub enum LocalError {
     Model(String),
 }
 
-impl From<LocalError> for JudgeError {
-    fn from(error: LocalError) -> Self {
-        JudgeError {
-            message: error.to_string(),
-            attempts: 0,
-        }
-    }
-}
-
 struct Job {
     messages: Vec<ChatMessage>,
-    reply: oneshot::Sender<Result<JudgeReply, JudgeError>>,
+    reply: oneshot::Sender<Result<Reply, JudgeError>>,
 }
 
 /// The in-process judge's handle; the model lives on its own thread.
@@ -82,11 +81,10 @@ pub struct LocalJudge {
 impl LocalJudge {
     /// Loads the model on a new thread; returns once it is ready.
     pub fn start(config: LocalConfig) -> Result<Self, LocalError> {
-        let model = config
-            .model_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| config.model_path.display().to_string());
+        let model = config.model_path.file_name().map_or_else(
+            || config.model_path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let size = std::fs::metadata(&config.model_path)
             .map_err(|e| {
                 LocalError::Model(format!("model file {}: {e}", config.model_path.display()))
@@ -97,7 +95,7 @@ impl LocalJudge {
         let (ready, loaded) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("rejudge-llama".into())
-            .spawn(move || serve(config, receiver, ready))
+            .spawn(move || serve(config, &receiver, &ready))
             .map_err(|e| LocalError::Model(e.to_string()))?;
         match loaded.recv() {
             Ok(Ok(())) => Ok(LocalJudge {
@@ -132,10 +130,10 @@ impl Judge for LocalJudge {
         self.fingerprint.clone()
     }
 
-    async fn judge(&self, request: &JudgeRequest) -> Result<JudgeReply, JudgeError> {
-        let stopped = || JudgeError {
+    async fn attempt(&self, request: &JudgeRequest) -> Result<Reply, JudgeError> {
+        let stopped = || JudgeError::Local {
             message: "the in-process judge stopped".into(),
-            attempts: 1,
+            stopped: true,
         };
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -217,57 +215,62 @@ pub async fn resolve_model(source: Option<&str>, hub: &HubOptions) -> Result<Pat
 }
 
 /// The model thread: loads, reports readiness, then decodes jobs until the channel closes.
-fn serve(config: LocalConfig, jobs: mpsc::Receiver<Job>, ready: mpsc::Sender<Result<(), String>>) {
-    let mut backend = match LlamaBackend::init() {
-        Ok(backend) => backend,
-        Err(error) => {
-            let _ = ready.send(Err(format!("starting llama.cpp: {error}")));
+fn serve(
+    config: LocalConfig,
+    jobs: &mpsc::Receiver<Job>,
+    ready: &mpsc::Sender<Result<(), String>>,
+) {
+    let (backend, model) = match load(&config) {
+        Ok(loaded) => loaded,
+        Err(message) => {
+            let _ = ready.send(Err(message));
             return;
         }
     };
-    backend.void_logs();
-    let model = match LlamaModel::load_from_file(
-        &backend,
-        &config.model_path,
-        &LlamaModelParams::default(),
-    ) {
-        Ok(model) => model,
-        Err(error) => {
-            let _ = ready.send(Err(format!(
-                "loading {}: {error}",
-                config.model_path.display()
-            )));
-            return;
-        }
-    };
-    let sequences = config.sequences.max(1);
-    let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
-    // One extra sequence holds the shared prompt prefix.
-    let total_context = config.context_size.saturating_mul(sequences as u32 + 1);
-    let parameters = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(total_context))
-        .with_n_batch(BATCH_TOKENS as u32)
-        .with_n_ubatch(512)
-        .with_n_seq_max(sequences as u32 + 1)
-        .with_kv_unified(true)
-        .with_swa_full(true)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let context = match model.new_context(&backend, parameters) {
+    let context = match new_context(&backend, &model, &config) {
         Ok(context) => context,
-        Err(error) => {
-            let _ = ready.send(Err(format!(
-                "creating a llama.cpp context of {total_context} tokens: {error}"
-            )));
+        Err(message) => {
+            let _ = ready.send(Err(message));
             return;
         }
     };
     let grammar = llama_cpp_2::json_schema_to_grammar(&judgment_schema().to_string()).ok();
     let _ = ready.send(Ok(()));
     let mut engine = Engine::new(&model, context, config, grammar);
-    engine.run(&jobs);
+    engine.run(jobs);
 }
 
+fn new_context<'m>(
+    backend: &LlamaBackend,
+    model: &'m LlamaModel,
+    config: &LocalConfig,
+) -> Result<LlamaContext<'m>, String> {
+    let sequences = config.sequences.max(1) as u32;
+    let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
+    // One extra sequence holds the shared prompt prefix.
+    let total_context = config.context_size.saturating_mul(sequences + 1);
+    let parameters = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(total_context))
+        .with_n_batch(BATCH_TOKENS as u32)
+        .with_n_ubatch(512)
+        .with_n_seq_max(sequences + 1)
+        .with_kv_unified(true)
+        .with_swa_full(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    model
+        .new_context(backend, parameters)
+        .map_err(|e| format!("creating a llama.cpp context of {total_context} tokens: {e}"))
+}
+
+fn load(config: &LocalConfig) -> Result<(LlamaBackend, LlamaModel), String> {
+    let mut backend = LlamaBackend::init().map_err(|e| format!("starting llama.cpp: {e}"))?;
+    backend.void_logs();
+    let model =
+        LlamaModel::load_from_file(&backend, &config.model_path, &LlamaModelParams::default())
+            .map_err(|e| format!("loading {}: {e}", config.model_path.display()))?;
+    Ok((backend, model))
+}
 /// How the next token is chosen.
 enum Picker {
     /// Temperature 0: the most likely token the grammar allows. The grammar is checked against
@@ -280,7 +283,7 @@ enum Picker {
 
 /// A row being decoded in one sequence slot.
 struct Active {
-    reply: oneshot::Sender<Result<JudgeReply, JudgeError>>,
+    reply: oneshot::Sender<Result<Reply, JudgeError>>,
     started: Instant,
     prompt_tokens: usize,
     pending: Vec<LlamaToken>,
@@ -377,9 +380,9 @@ impl<'m> Engine<'m> {
         let tokens = match self.tokenize(&job.messages) {
             Ok(tokens) => tokens,
             Err(message) => {
-                let _ = job.reply.send(Err(JudgeError {
+                let _ = job.reply.send(Err(JudgeError::Local {
                     message,
-                    attempts: 1,
+                    stopped: false,
                 }));
                 return;
             }
@@ -391,9 +394,9 @@ impl<'m> Engine<'m> {
                 "the prompt has {} tokens; with {room} for the answer it does not fit the context of {limit} (raise --context-size)",
                 tokens.len()
             );
-            let _ = job.reply.send(Err(JudgeError {
+            let _ = job.reply.send(Err(JudgeError::Local {
                 message,
-                attempts: 1,
+                stopped: false,
             }));
             return;
         }
@@ -412,9 +415,9 @@ impl<'m> Engine<'m> {
             );
         }
         let Some(picker) = self.picker() else {
-            let _ = job.reply.send(Err(JudgeError {
+            let _ = job.reply.send(Err(JudgeError::Local {
                 message: "the answer grammar could not be built".into(),
-                attempts: 1,
+                stopped: true,
             }));
             return;
         };
@@ -481,7 +484,7 @@ impl<'m> Engine<'m> {
         let variant = |content: &str| {
             let mut changed = messages.to_vec();
             if let Some(last) = changed.last_mut() {
-                last.content = content.to_owned();
+                content.clone_into(&mut last.content);
             }
             self.tokenize(&changed).unwrap_or_default()
         };
@@ -634,7 +637,7 @@ impl<'m> Engine<'m> {
             Scoring::Logprobs => score_distributions(active.steps),
             Scoring::Score => None,
         };
-        let reply = JudgeReply {
+        let reply = Reply {
             text: String::from_utf8_lossy(&active.text).into_owned(),
             usage: Usage {
                 prompt_tokens: active.prompt_tokens as u64,
@@ -651,9 +654,9 @@ impl<'m> Engine<'m> {
         for slot in 0..self.slots.len() {
             if let Some(active) = self.slots[slot].take() {
                 let _ = self.context.kv_cache_seq_rm(slot as i32, None, None);
-                let _ = active.reply.send(Err(JudgeError {
+                let _ = active.reply.send(Err(JudgeError::Local {
                     message: message.to_owned(),
-                    attempts: 1,
+                    stopped: false,
                 }));
             }
         }

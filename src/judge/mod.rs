@@ -1,13 +1,17 @@
-//! Judges: the [`Judge`] trait, the OpenAI-compatible HTTP backend, the in-process llama.cpp
-//! backend, and the retry policy they share.
+//! Judges: the [`Judge`] trait (one attempt), the OpenAI-compatible HTTP backend, the in-process
+//! llama.cpp backend, and the one retry layer around any of them ([`Retrying`]).
+//!
+//! A new backend is one file implementing [`Judge`] plus its variant in [`AnyJudge`].
 
+pub mod error;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod openai;
 mod retry;
 
+pub use error::{Class, JudgeError, classify};
 pub use openai::{OpenAiConfig, OpenAiJudge};
-pub use retry::{Failure, RetryPolicy, is_transient};
+pub use retry::{Failure, RetryPolicy, Retrying, parse_retry_after};
 
 use crate::prompt::ChatMessage;
 use serde::{Deserialize, Serialize};
@@ -67,28 +71,17 @@ pub struct Usage {
 
 /// A judge's answer to one request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JudgeReply {
+pub struct Reply {
     /// The text the judge wrote.
     pub text: String,
     /// Token usage, as the judge reported it.
     pub usage: Usage,
     /// Score distributions at the two score positions (A, then B), under log-probability scoring.
     pub distributions: Option<[[f64; 5]; 2]>,
-    /// Attempts made, 1 when the first succeeded.
+    /// Attempts made, 1 when the first succeeded (set by [`Retrying`]).
     pub attempts: u32,
-    /// Wall time from the first attempt to the answer.
+    /// Wall time from the first attempt to the answer (set by [`Retrying`]).
     pub latency: Duration,
-}
-
-/// A request that failed for good: after its retries, or at once for errors that retrying cannot
-/// fix.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message} (after {attempts} attempt{plural})", plural = if *attempts == 1 { "" } else { "s" })]
-pub struct JudgeError {
-    /// What went wrong, with the HTTP status and a truncated body where there is one.
-    pub message: String,
-    /// Attempts made.
-    pub attempts: u32,
 }
 
 /// A judge of response pairs. Backends differ in transport; the pipeline sees only this.
@@ -100,11 +93,28 @@ pub trait Judge: Send + Sync {
     /// into each request's journal key. Never includes an address or a key.
     fn fingerprint(&self) -> serde_json::Value;
 
-    /// Sends one request, with retries, and returns the answer or the final error.
-    fn judge(
+    /// Makes one attempt at `request`: no retries (those belong to [`Retrying`]).
+    fn attempt(
         &self,
         request: &JudgeRequest,
-    ) -> impl Future<Output = Result<JudgeReply, JudgeError>> + Send;
+    ) -> impl Future<Output = Result<Reply, JudgeError>> + Send;
+}
+
+impl<J: Judge + ?Sized> Judge for &J {
+    fn model(&self) -> &str {
+        (**self).model()
+    }
+
+    fn fingerprint(&self) -> serde_json::Value {
+        (**self).fingerprint()
+    }
+
+    fn attempt(
+        &self,
+        request: &JudgeRequest,
+    ) -> impl Future<Output = Result<Reply, JudgeError>> + Send {
+        (**self).attempt(request)
+    }
 }
 
 /// Any of the built-in judges, so that a command can pick one at run time.
@@ -133,11 +143,11 @@ impl Judge for AnyJudge {
         }
     }
 
-    async fn judge(&self, request: &JudgeRequest) -> Result<JudgeReply, JudgeError> {
+    async fn attempt(&self, request: &JudgeRequest) -> Result<Reply, JudgeError> {
         match self {
-            AnyJudge::OpenAi(judge) => judge.judge(request).await,
+            AnyJudge::OpenAi(judge) => judge.attempt(request).await,
             #[cfg(feature = "local")]
-            AnyJudge::Local(judge) => judge.judge(request).await,
+            AnyJudge::Local(judge) => judge.attempt(request).await,
         }
     }
 }

@@ -1,18 +1,19 @@
 //! A judge behind any OpenAI-compatible Chat Completions endpoint: vLLM, TGI, llama.cpp's
-//! server, Ollama, the Hugging Face router, OpenAI.
+//! server, Ollama, the Hugging Face router, OpenAI. One call is one attempt; retries belong to
+//! [`Retrying`](super::Retrying).
 //!
 //! Structured output is asked for with `response_format` (`json_schema`); a server that rejects
-//! it is asked again without, once, and the backend remembers. Log-probability scoring uses
-//! `logprobs`/`top_logprobs`; a server that rejects those fails the request with its message.
+//! it is asked again without within the same attempt, and the backend remembers. Log-probability
+//! scoring uses `logprobs`/`top_logprobs`; a server that rejects those fails the request with its
+//! message.
 
-use super::retry::{Failure, RetryPolicy, is_transient, parse_retry_after};
-use super::{
-    Judge, JudgeError, JudgeReply, JudgeRequest, Sampling, Scoring, Usage, score_distributions,
-};
+use super::error::JudgeError;
+use super::{Judge, JudgeRequest, Reply, Sampling, Scoring, Usage, score_distributions};
 use crate::prompt::judgment_schema;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 /// Candidate tokens asked for at each position under log-probability scoring.
 const TOP_LOGPROBS: u32 = 10;
@@ -27,6 +28,11 @@ impl ApiKey {
     /// Wraps a key.
     pub fn new(key: String) -> Self {
         ApiKey(key)
+    }
+
+    /// The key itself, for sending and for scrubbing it out of text that will be stored.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -49,8 +55,6 @@ pub struct OpenAiConfig {
     pub sampling: Sampling,
     /// Time allowed for one attempt.
     pub timeout: Duration,
-    /// Attempts and backoff.
-    pub retry: RetryPolicy,
     /// Whether to ask for `response_format` `json_schema` at all.
     pub structured_output: bool,
 }
@@ -60,43 +64,31 @@ pub struct OpenAiJudge {
     client: reqwest::Client,
     config: OpenAiConfig,
     url: String,
+    shown_url: String,
     structured_output: AtomicBool,
-    retries: AtomicU64,
-}
-
-/// How one attempt ended.
-enum Attempt {
-    Answer(JudgeReply),
-    Retry(String, Option<Duration>),
-    Fail(String),
-    WithoutSchema,
 }
 
 impl OpenAiJudge {
     /// Builds the client. Fails only if the TLS stack cannot start.
     pub fn new(config: OpenAiConfig) -> Result<Self, JudgeError> {
+        let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        let shown_url = without_credentials(&url);
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(1024)
             .build()
-            .map_err(|e| JudgeError {
-                message: format!("starting the HTTP client: {e}"),
-                attempts: 0,
+            .map_err(|error| JudgeError::Request {
+                url: shown_url.clone(),
+                source: Arc::new(error),
             })?;
-        let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
         Ok(OpenAiJudge {
             client,
             structured_output: AtomicBool::new(config.structured_output),
             config,
             url,
-            retries: AtomicU64::new(0),
+            shown_url,
         })
-    }
-
-    /// Retries made so far over all requests (attempts beyond the first).
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
     }
 
     fn body(&self, request: &JudgeRequest, structured: bool) -> Value {
@@ -123,53 +115,82 @@ impl OpenAiJudge {
         body
     }
 
-    async fn attempt(&self, request: &JudgeRequest, started: Instant, attempts: u32) -> Attempt {
-        let structured = self.structured_output.load(Ordering::Relaxed);
+    /// Sends one request and reads the answer.
+    async fn send(&self, request: &JudgeRequest, structured: bool) -> Result<Reply, JudgeError> {
         let mut call = self
             .client
             .post(&self.url)
             .json(&self.body(request, structured));
-        if let Some(ApiKey(key)) = &self.config.api_key {
-            call = call.bearer_auth(key);
+        if let Some(key) = &self.config.api_key {
+            call = call.bearer_auth(key.expose());
         }
-        let response = match call.send().await {
-            Ok(response) => response,
-            Err(error) => return transport_failure(&error),
-        };
+        let response = call.send().await.map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(error) => return transport_failure(&error),
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         };
+        let retry_after = header("retry-after")
+            .and_then(|value| super::parse_retry_after(&value, SystemTime::now()));
+        let request_id = header("x-request-id").or_else(|| header("request-id"));
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
         if !(200..300).contains(&status) {
-            let reason = format!("HTTP {status} from {}: {}", self.url, excerpt(&body));
-            if structured && matches!(status, 400 | 422) && mentions_response_format(&body) {
-                return Attempt::WithoutSchema;
-            }
-            let failure = Failure::Status(status);
-            return if is_transient(&failure) {
-                Attempt::Retry(reason, retry_after)
-            } else {
-                Attempt::Fail(reason)
-            };
+            return Err(JudgeError::Status {
+                status,
+                url: self.shown_url.clone(),
+                request_id,
+                body: excerpt(&body),
+                retry_after,
+            });
         }
-        match reply_of(&body) {
-            Some((text, usage, distributions)) => Attempt::Answer(JudgeReply {
-                text,
-                usage,
-                distributions,
-                attempts,
-                latency: started.elapsed(),
-            }),
-            None => Attempt::Retry(
-                format!("malformed answer from {}: {}", self.url, excerpt(&body)),
-                None,
-            ),
+        reply_of(&body).map_err(|error| match error {
+            Unreadable::Refusal(text) => JudgeError::Refusal { text },
+            Unreadable::Malformed => JudgeError::Malformed {
+                url: self.shown_url.clone(),
+                body: excerpt(&body),
+            },
+        })
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> JudgeError {
+        let url = self.shown_url.clone();
+        let chain = super::error::describe(&error).to_ascii_lowercase();
+        if error.is_timeout() {
+            JudgeError::Timeout {
+                url,
+                seconds: self.config.timeout.as_secs_f64(),
+            }
+        } else if chain.contains("certificate")
+            || chain.contains("tls")
+            || chain.contains("handshake")
+        {
+            JudgeError::Tls {
+                url,
+                source: Arc::new(error),
+            }
+        } else if error.is_builder() {
+            JudgeError::Request {
+                url,
+                source: Arc::new(error),
+            }
+        } else if error.is_connect() {
+            let refused = chain.contains("refused");
+            JudgeError::Connect {
+                url,
+                refused,
+                source: Arc::new(error),
+            }
+        } else {
+            JudgeError::Transport {
+                url,
+                source: Arc::new(error),
+            }
         }
     }
 }
@@ -183,63 +204,90 @@ impl Judge for OpenAiJudge {
         json!({"backend": "openai", "model": self.config.model, "sampling": self.config.sampling})
     }
 
-    async fn judge(&self, request: &JudgeRequest) -> Result<JudgeReply, JudgeError> {
-        let started = Instant::now();
-        let mut attempts = 0;
-        let mut schema_dropped = false;
-        loop {
-            attempts += 1;
-            match self.attempt(request, started, attempts).await {
-                Attempt::Answer(reply) => return Ok(reply),
-                Attempt::Fail(message) => return Err(JudgeError { message, attempts }),
-                Attempt::WithoutSchema if !schema_dropped => {
-                    // The server does not do structured output: fall back to plain text for
-                    // this and every later request, without counting it as a failure.
-                    self.structured_output.store(false, Ordering::Relaxed);
-                    schema_dropped = true;
-                    attempts -= 1;
-                }
-                Attempt::WithoutSchema => {
-                    let message =
-                        format!("the server at {} rejected the request (HTTP 400)", self.url);
-                    return Err(JudgeError { message, attempts });
-                }
-                Attempt::Retry(message, _) if !self.config.retry.allows(attempts) => {
-                    return Err(JudgeError { message, attempts });
-                }
-                Attempt::Retry(_, retry_after) => {
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(self.config.retry.delay(attempts, retry_after)).await;
-                }
+    async fn attempt(&self, request: &JudgeRequest) -> Result<Reply, JudgeError> {
+        let structured = self.structured_output.load(Ordering::Relaxed);
+        match self.send(request, structured).await {
+            Err(JudgeError::Status {
+                status: 400 | 422,
+                body,
+                ..
+            }) if structured && mentions_response_format(&body) => {
+                // The server does not do structured output: plain text for this and every later
+                // request. Part of the same attempt: nothing failed, a capability was learnt.
+                self.structured_output.store(false, Ordering::Relaxed);
+                self.send(request, false).await
             }
+            other => other,
         }
     }
 }
 
-fn transport_failure(error: &reqwest::Error) -> Attempt {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
+/// An address as it may be shown and stored: no user name, password or query string.
+pub fn without_credentials(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let separator = if path.is_empty() && !rest.contains('/') {
+        ""
+    } else {
+        "/"
+    };
+    if scheme.is_empty() {
+        format!("{host}{separator}{path}")
+    } else {
+        format!("{scheme}://{host}{separator}{path}")
     }
-    Attempt::Retry(message, None)
 }
 
-fn mentions_response_format(body: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+fn mentions_response_format(body: &str) -> bool {
+    let text = body.to_ascii_lowercase();
     ["response_format", "json_schema", "structured", "grammar"]
         .iter()
         .any(|needle| text.contains(needle))
 }
 
+/// Why a 2xx body gave no text to parse.
+enum Unreadable {
+    /// The model declined, with its words.
+    Refusal(String),
+    /// Not a chat completion.
+    Malformed,
+}
+
 /// The text, usage and score distributions of a chat completion.
 type Completion = (String, Usage, Option<[[f64; 5]; 2]>);
 
-fn reply_of(body: &[u8]) -> Option<Completion> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let choice = value.get("choices")?.get(0)?;
-    let text = choice.get("message")?.get("content")?.as_str()?.to_owned();
+fn reply_of(body: &[u8]) -> Result<Reply, Unreadable> {
+    let (text, usage, distributions) = completion_of(body)?;
+    Ok(Reply {
+        text,
+        usage,
+        distributions,
+        attempts: 1,
+        latency: Duration::ZERO,
+    })
+}
+
+fn completion_of(body: &[u8]) -> Result<Completion, Unreadable> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| Unreadable::Malformed)?;
+    let choice = value
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .ok_or(Unreadable::Malformed)?;
+    let message = choice.get("message").ok_or(Unreadable::Malformed)?;
+    let text = match message.get("content") {
+        Some(Value::String(text)) => text.clone(),
+        _ => {
+            let refusal = message.get("refusal").and_then(Value::as_str);
+            return Err(match refusal {
+                Some(text) => Unreadable::Refusal(text.to_owned()),
+                None => Unreadable::Malformed,
+            });
+        }
+    };
     let count = |key: &str| {
         value
             .get("usage")
@@ -256,7 +304,7 @@ fn reply_of(body: &[u8]) -> Option<Completion> {
         .and_then(|l| l.get("content"))
         .and_then(Value::as_array)
         .and_then(|tokens| score_distributions(tokens.iter().map(token_candidates)));
-    Some((text, usage, distributions))
+    Ok((text, usage, distributions))
 }
 
 fn token_candidates(entry: &Value) -> (String, Vec<(String, f64)>) {
@@ -283,7 +331,8 @@ fn token_candidates(entry: &Value) -> (String, Vec<(String, f64)>) {
 }
 
 fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    // Enough bytes for the excerpt even in four-byte characters; a huge body is never copied.
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT * 4)]);
     let flat: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -317,7 +366,9 @@ mod tests {
             }],
             "usage": {"prompt_tokens": 100, "completion_tokens": 20}
         });
-        let (text, usage, distributions) = reply_of(body.to_string().as_bytes()).unwrap();
+        let Ok((text, usage, distributions)) = completion_of(body.to_string().as_bytes()) else {
+            panic!("a completion")
+        };
         assert!(text.starts_with('{'));
         assert_eq!(
             usage,
@@ -332,8 +383,32 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_not_replies() {
-        assert!(reply_of(b"<html>oops</html>").is_none());
-        assert!(reply_of(b"{\"choices\": []}").is_none());
+        assert!(matches!(
+            completion_of(b"<html>oops</html>"),
+            Err(Unreadable::Malformed)
+        ));
+        assert!(matches!(
+            completion_of(b"{\"choices\": []}"),
+            Err(Unreadable::Malformed)
+        ));
+        let refusal =
+            br#"{"choices": [{"message": {"content": null, "refusal": "I cannot help"}}]}"#;
+        assert!(
+            matches!(completion_of(refusal), Err(Unreadable::Refusal(text)) if text == "I cannot help")
+        );
+    }
+
+    #[test]
+    fn addresses_lose_their_credentials() {
+        assert_eq!(
+            without_credentials("http://user:pass@host:8080/v1/chat/completions?key=s"),
+            "http://host:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            without_credentials("https://router.example/v1"),
+            "https://router.example/v1"
+        );
+        assert_eq!(without_credentials("http://host"), "http://host");
     }
 
     #[test]

@@ -1,29 +1,10 @@
-//! When to try a request again, and how long to wait: a pure classification of failures and one
-//! shared backoff policy (exponential, full jitter, `Retry-After` honoured).
+//! The one retry layer: any [`Judge`] wrapped in [`Retrying`] gets the same attempts, backoff
+//! with full jitter, and `Retry-After` handling. Backends make exactly one attempt each call.
 
-use std::time::Duration;
-
-/// How one attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// The server answered with this HTTP status.
-    Status(u16),
-    /// No answer within the request timeout.
-    Timeout,
-    /// The connection could not be made or broke off.
-    Connection,
-    /// The server answered 2xx with a body that is not a chat completion.
-    MalformedBody,
-}
-
-/// Whether trying again may succeed. Rate limits, server errors, timeouts and broken connections
-/// pass; other client errors (bad request, unauthorised, not found) will fail the same way again.
-pub fn is_transient(failure: &Failure) -> bool {
-    match failure {
-        Failure::Status(status) => matches!(status, 408 | 409 | 425 | 429 | 500..=599),
-        Failure::Timeout | Failure::Connection | Failure::MalformedBody => true,
-    }
-}
+use super::error::{Class, JudgeError, classify};
+use super::{Judge, JudgeRequest, Reply};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Attempts and waits for transient failures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +33,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1`, after `attempt` failures (1-based). Full jitter
     /// (a uniform draw up to the exponential cap) spreads out many clients that failed together;
-    /// a server's `Retry-After` replaces the draw.
+    /// a server's `Retry-After` replaces the draw, up to [`max_retry_after`](Self::max_retry_after).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(wait) = retry_after {
             return wait.min(self.max_retry_after);
@@ -71,37 +52,90 @@ impl RetryPolicy {
     }
 }
 
-/// Parses a `Retry-After` header given in seconds (the HTTP-date form is rare from APIs and is
-/// left to the backoff).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds: f64 = value.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+/// Parses a `Retry-After` value: seconds (an integer or a decimal) or an HTTP date. Absurd
+/// values are clamped, never a panic: the policy caps the wait anyway.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return None;
+        }
+        return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A request that failed for good: after its retries, or at once when retrying cannot help.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} (after {attempts} attempt{})", super::error::describe(error), if *attempts == 1 { "" } else { "s" })]
+pub struct Failure {
+    /// The last attempt's error.
+    pub error: JudgeError,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl Failure {
+    /// What the failure means for the run.
+    pub fn class(&self) -> Class {
+        classify(&self.error)
+    }
+}
+
+/// Any judge, with retries.
+pub struct Retrying<J> {
+    judge: J,
+    policy: RetryPolicy,
+    retries: AtomicU64,
+}
+
+impl<J: Judge> Retrying<J> {
+    /// Wraps `judge`.
+    pub fn new(judge: J, policy: RetryPolicy) -> Self {
+        Retrying {
+            judge,
+            policy,
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    /// The wrapped judge.
+    pub fn judge(&self) -> &J {
+        &self.judge
+    }
+
+    /// Attempts beyond the first, over every request so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Gets a reply, trying again after transient failures as the policy allows.
+    pub async fn ask(&self, request: &JudgeRequest) -> Result<Reply, Failure> {
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match self.judge.attempt(request).await {
+                Ok(mut reply) => {
+                    reply.attempts = attempts;
+                    reply.latency = started.elapsed();
+                    return Ok(reply);
+                }
+                Err(error) => error,
+            };
+            if classify(&error) != Class::Transient || !self.policy.allows(attempts) {
+                return Err(Failure { error, attempts });
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.policy.delay(attempts, error.retry_after())).await;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transient_failures() {
-        let table = [
-            (Failure::Status(429), true),
-            (Failure::Status(500), true),
-            (Failure::Status(503), true),
-            (Failure::Status(408), true),
-            (Failure::Status(400), false),
-            (Failure::Status(401), false),
-            (Failure::Status(403), false),
-            (Failure::Status(404), false),
-            (Failure::Status(422), false),
-            (Failure::Timeout, true),
-            (Failure::Connection, true),
-            (Failure::MalformedBody, true),
-        ];
-        for (failure, expected) in table {
-            assert_eq!(is_transient(&failure), expected, "{failure:?}");
-        }
-    }
 
     #[test]
     fn backoff_is_capped_and_jittered() {
@@ -118,18 +152,26 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_wins_up_to_its_cap() {
+    fn retry_after_in_seconds_and_dates_is_clamped() {
         let policy = RetryPolicy::default();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let parse = |value| parse_retry_after(value, now);
+        assert_eq!(parse(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(
-            policy.delay(1, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
+            parse("Wed, 21 Oct 2015 07:28:10 GMT"),
+            Some(Duration::from_secs(10))
         );
         assert_eq!(
-            policy.delay(1, Some(Duration::from_secs(9_999))),
-            policy.max_retry_after
+            parse("Wed, 21 Oct 2015 07:27:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past"
         );
-        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse("1e20"), Some(Duration::MAX));
+        for bad in ["-1", "NaN", "inf", "soon", ""] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(policy.delay(1, parse("1e20")), policy.max_retry_after);
         assert!(!policy.allows(policy.max_attempts));
     }
 }

@@ -19,7 +19,7 @@ const PAIR_IT: &str = include_str!("templates/pair.it.j2");
 pub const RATIONALE_MAX_CHARS: u64 = 400;
 
 /// The language of the built-in rubric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     /// English.
@@ -69,7 +69,7 @@ pub struct ChatMessage {
 }
 
 /// Which stored response is shown to the judge as Response A.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     /// The chosen response is always A.
@@ -85,13 +85,22 @@ pub enum Order {
 }
 
 impl Order {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::ChosenFirst => "chosen-first",
+            Order::RejectedFirst => "rejected-first",
+            Order::Random => "random",
+            Order::Both => "both",
+        }
+    }
+
     /// The orders the row at `index` is judged in: `true` shows the chosen response first.
     pub fn orders(self, index: u64, seed: u64) -> &'static [bool] {
         match self {
             Order::ChosenFirst => &[true],
-            Order::RejectedFirst => &[false],
             Order::Random if mix(index ^ seed.rotate_left(32)) & 1 == 0 => &[true],
-            Order::Random => &[false],
+            Order::RejectedFirst | Order::Random => &[false],
             Order::Both => &[true, false],
         }
     }

@@ -1,31 +1,47 @@
-//! The run's statistics: `report.json`, the summary table, and a dataset card for the Hub.
+//! The run's statistics: counted from typed verdicts ([`Tally`]), written as `report.json`, the
+//! summary table printed at the end, and a dataset card for the Hub.
+//!
+//! Built from plain values only: the pipeline hands over what it counted; nothing here knows how
+//! a run works.
+
+mod card;
 
 use crate::judge::Usage;
-use crate::prompt::{Language, Order, PromptBuilder};
-use crate::run::{RunConfig, RunError};
-use crate::verdict::Outcome;
+use crate::prompt::{Language, Order};
+use crate::verdict::{Outcome, ShownFirst, Verdict};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How many distinct failure reasons the report lists.
 const TOP_REASONS: usize = 5;
 
-/// Request counters shared by the rows of a run.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Requests sent to the judge.
-    pub sent: AtomicU64,
-    /// Answers served from the journal.
-    pub from_journal: AtomicU64,
-    /// Attempts beyond the first, over all requests.
-    pub retried: AtomicU64,
-    /// Requests asked again because the first answer did not parse.
-    pub parse_retries: AtomicU64,
+/// Errors while writing the report files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A report file could not be written (the path is in the message).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// What was run, as the report states it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    /// The input file, folder or address.
+    pub input: String,
+    /// The judge model.
+    pub judge_model: String,
+    /// SHA-256 of the rubric and template text.
+    pub template_sha256: String,
+    /// The rubric language.
+    pub language: Language,
+    /// Which response was shown first.
+    pub order: Order,
+    /// Score differences up to this count as ties.
+    pub tie_margin: f64,
 }
 
 /// Token totals.
@@ -37,7 +53,7 @@ pub struct Tokens {
     pub completion: u64,
 }
 
-/// Request totals.
+/// Request totals, as the pipeline counted them.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Requests {
     /// Sent to the judge in this run.
@@ -50,7 +66,7 @@ pub struct Requests {
     pub parse_retries: u64,
 }
 
-/// Which stored response was shown to the judge first.
+/// Which stored response was shown to the judge first, and which position won.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Positions {
     /// The order policy.
@@ -66,13 +82,76 @@ pub struct Positions {
     pub second_shown_won: u64,
 }
 
+/// Counts over the verdicts of a run, one row at a time.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    rows: u64,
+    outcomes: BTreeMap<Outcome, u64>,
+    tokens: Tokens,
+    positions: Positions,
+    score_sums: [f64; 2],
+    reasons: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Counts one finished row and the tokens it used.
+    pub fn count(&mut self, verdict: &Verdict, usage: Usage) {
+        self.rows += 1;
+        *self.outcomes.entry(verdict.outcome).or_default() += 1;
+        self.tokens.prompt = self.tokens.prompt.saturating_add(usage.prompt_tokens);
+        self.tokens.completion = self
+            .tokens
+            .completion
+            .saturating_add(usage.completion_tokens);
+        self.count_position(verdict);
+        if let (Some(chosen), Some(rejected)) = (&verdict.chosen, &verdict.rejected) {
+            self.score_sums[0] += chosen.score;
+            self.score_sums[1] += rejected.score;
+        }
+        if let Some(reason) = &verdict.reason {
+            *self.reasons.entry(reason_class(reason)).or_default() += 1;
+        }
+    }
+
+    fn count_position(&mut self, verdict: &Verdict) {
+        let positions = &mut self.positions;
+        match verdict.shown_first {
+            Some(ShownFirst::Chosen) => positions.chosen_first += 1,
+            Some(ShownFirst::Rejected) => positions.rejected_first += 1,
+            _ => {}
+        }
+        // The stored chosen response won a kept row, the stored rejected one a swapped row.
+        match (verdict.outcome, verdict.shown_first) {
+            (Outcome::Kept, Some(ShownFirst::Chosen))
+            | (Outcome::Swapped, Some(ShownFirst::Rejected)) => {
+                positions.first_shown_won += 1;
+            }
+            (Outcome::Kept, Some(ShownFirst::Rejected))
+            | (Outcome::Swapped, Some(ShownFirst::Chosen)) => {
+                positions.second_shown_won += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Rows counted so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Rows with `outcome` so far.
+    pub fn outcome(&self, outcome: Outcome) -> u64 {
+        self.outcomes.get(&outcome).copied().unwrap_or(0)
+    }
+}
+
 /// The statistics of a run, written to `report.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The rejudge version that wrote it.
     pub rejudge_version: String,
-    /// The input file or folder.
-    pub input: PathBuf,
+    /// The input file, folder or address.
+    pub input: String,
     /// The output data file.
     pub output: PathBuf,
     /// Rows written (equal to the rows read).
@@ -105,127 +184,69 @@ pub struct Report {
     pub mean_scores: BTreeMap<String, f64>,
     /// The most common failure reasons with their counts.
     pub failure_reasons: Vec<(String, u64)>,
-    #[serde(skip)]
-    score_sums: [f64; 2],
-    #[serde(skip)]
-    reasons: BTreeMap<String, u64>,
+}
+
+/// What the pipeline measured besides the verdicts.
+#[derive(Debug, Clone, Default)]
+pub struct Measures {
+    /// Requests sent, reused and retried.
+    pub requests: Requests,
+    /// Rows that already had answers when the run started.
+    pub rows_already_done: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The data file written.
+    pub output: PathBuf,
 }
 
 impl Report {
-    /// An empty report for a run.
-    pub fn new(judge_model: &str, prompt: &PromptBuilder, config: &RunConfig) -> Self {
+    /// The report of a finished run.
+    pub fn new(description: Description, tally: Tally, measures: Measures) -> Self {
+        let rows = tally.rows;
+        let outcomes: BTreeMap<String, u64> = Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str().to_owned(), tally.outcome(*o)))
+            .collect();
+        let share = |count: u64| count as f64 / rows.max(1) as f64;
+        let rates = outcomes
+            .iter()
+            .map(|(name, count)| (name.clone(), share(*count)))
+            .collect();
+        let wall_seconds = measures.elapsed.as_secs_f64();
         Report {
             rejudge_version: env!("CARGO_PKG_VERSION").to_owned(),
-            input: config.input.clone(),
-            output: PathBuf::new(),
-            rows: 0,
-            outcomes: Outcome::ALL
-                .iter()
-                .map(|o| (o.as_str().to_owned(), 0))
-                .collect(),
-            rates: BTreeMap::new(),
-            tokens: Tokens::default(),
-            requests: Requests::default(),
-            rows_already_done: 0,
-            wall_seconds: 0.0,
-            rows_per_second: 0.0,
-            judge_model: judge_model.to_owned(),
-            template_sha256: prompt.template_hash().to_owned(),
-            language: prompt.language(),
-            tie_margin: config.policy.tie_margin,
-            positions: Positions {
-                policy: match config.order {
-                    Order::ChosenFirst => "chosen-first",
-                    Order::RejectedFirst => "rejected-first",
-                    Order::Random => "random",
-                    Order::Both => "both",
-                }
-                .to_owned(),
-                ..Positions::default()
+            input: description.input,
+            output: measures.output,
+            rows,
+            outcomes,
+            rates,
+            tokens: tally.tokens,
+            requests: measures.requests,
+            rows_already_done: measures.rows_already_done,
+            wall_seconds,
+            rows_per_second: if wall_seconds > 0.0 {
+                rows as f64 / wall_seconds
+            } else {
+                0.0
             },
-            mean_scores: BTreeMap::new(),
-            failure_reasons: Vec::new(),
-            score_sums: [0.0; 2],
-            reasons: BTreeMap::new(),
+            judge_model: description.judge_model,
+            template_sha256: description.template_sha256,
+            language: description.language,
+            tie_margin: description.tie_margin,
+            positions: Positions {
+                policy: description.order.as_str().to_owned(),
+                ..tally.positions
+            },
+            mean_scores: mean_scores(&tally),
+            failure_reasons: top_reasons(tally.reasons),
         }
-    }
-
-    /// Counts one finished row.
-    pub fn count(&mut self, outcome: Outcome, usage: Usage, record: &Map<String, Value>) {
-        self.rows += 1;
-        *self
-            .outcomes
-            .entry(outcome.as_str().to_owned())
-            .or_default() += 1;
-        self.tokens.prompt += usage.prompt_tokens;
-        self.tokens.completion += usage.completion_tokens;
-        let shown_first = record.get("shown_first").and_then(Value::as_str);
-        match shown_first {
-            Some("chosen") => self.positions.chosen_first += 1,
-            Some("rejected") => self.positions.rejected_first += 1,
-            _ => {}
-        }
-        // The stored chosen response won a kept row, the stored rejected one a swapped row.
-        match (outcome, shown_first) {
-            (Outcome::Kept, Some("chosen")) | (Outcome::Swapped, Some("rejected")) => {
-                self.positions.first_shown_won += 1
-            }
-            (Outcome::Kept, Some("rejected")) | (Outcome::Swapped, Some("chosen")) => {
-                self.positions.second_shown_won += 1
-            }
-            _ => {}
-        }
-        let score = |column: &str| record.get(column).and_then(Value::as_f64);
-        if let (Some(chosen), Some(rejected)) = (score("chosen_score"), score("rejected_score")) {
-            self.score_sums[0] += chosen;
-            self.score_sums[1] += rejected;
-        }
-        if let Some(reason) = record.get("failure_reason").and_then(Value::as_str) {
-            *self.reasons.entry(reason_class(reason)).or_default() += 1;
-        }
-    }
-
-    /// Completes the totals at the end of a run.
-    pub fn finish(&mut self, counters: &Counters, elapsed: Duration, output: PathBuf) {
-        self.output = output;
-        self.requests = Requests {
-            sent: counters.sent.load(Ordering::Relaxed),
-            from_journal: counters.from_journal.load(Ordering::Relaxed),
-            retried: counters.retried.load(Ordering::Relaxed),
-            parse_retries: counters.parse_retries.load(Ordering::Relaxed),
-        };
-        self.wall_seconds = elapsed.as_secs_f64();
-        self.rows_per_second = if self.wall_seconds > 0.0 {
-            self.rows as f64 / self.wall_seconds
-        } else {
-            0.0
-        };
-        let rows = self.rows.max(1) as f64;
-        self.rates = self
-            .outcomes
-            .iter()
-            .map(|(name, count)| (name.clone(), *count as f64 / rows))
-            .collect();
-        let scored =
-            (self.outcomes["kept"] + self.outcomes["swapped"] + self.outcomes["tie"]) as f64;
-        if scored > 0.0 {
-            self.mean_scores
-                .insert("chosen".into(), self.score_sums[0] / scored);
-            self.mean_scores
-                .insert("rejected".into(), self.score_sums[1] / scored);
-        }
-        let mut reasons: Vec<(String, u64)> =
-            std::mem::take(&mut self.reasons).into_iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        reasons.truncate(TOP_REASONS);
-        self.failure_reasons = reasons;
     }
 
     /// Writes `report.json` and the dataset card `README.md` into the output folder, atomically.
-    pub fn write(&self, folder: &Path) -> Result<(), RunError> {
+    pub fn write(&self, folder: &Path) -> Result<(), ReportError> {
         let json = serde_json::to_string_pretty(self).expect("a report serialises; this is a bug");
         write_atomically(&folder.join("report.json"), json.as_bytes())?;
-        write_atomically(&folder.join("README.md"), self.dataset_card().as_bytes())
+        write_atomically(&folder.join("README.md"), card::render(self).as_bytes())
     }
 
     /// The table printed at the end of a run.
@@ -265,25 +286,27 @@ impl Report {
         }
         table
     }
+}
 
-    fn dataset_card(&self) -> String {
-        let mut card = String::from(
-            "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train*\ntags:\n- dpo\n- preference\n- rejudge\n---\n\n",
-        );
-        let _ = writeln!(card, "# Re-ranked preference pairs\n");
-        let _ = writeln!(
-            card,
-            "Every pair of `{}` was rated by the judge `{}` with rejudge {} (template sha256 `{}`). \
-             Pairs the judge preferred the other way round were swapped; ties keep their order and are \
-             flagged in the `outcome` column. Every input row is kept.\n",
-            self.input.display(),
-            self.judge_model,
-            self.rejudge_version,
-            &self.template_sha256[..self.template_sha256.len().min(12)]
-        );
-        let _ = writeln!(card, "```\n{}```", self.summary_table());
-        card
+fn mean_scores(tally: &Tally) -> BTreeMap<String, f64> {
+    let scored = tally.outcome(Outcome::Kept)
+        + tally.outcome(Outcome::Swapped)
+        + tally.outcome(Outcome::Tie);
+    if scored == 0 {
+        return BTreeMap::new();
     }
+    let [chosen, rejected] = tally.score_sums;
+    BTreeMap::from([
+        ("chosen".to_owned(), chosen / scored as f64),
+        ("rejected".to_owned(), rejected / scored as f64),
+    ])
+}
+
+fn top_reasons(reasons: BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    reasons.truncate(TOP_REASONS);
+    reasons
 }
 
 /// Groups failure reasons that differ only in details (row-specific numbers and excerpts).
@@ -293,12 +316,11 @@ fn reason_class(reason: &str) -> String {
 }
 
 /// Writes a file through a temporary sibling and a rename.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), RunError> {
-    let error = |e: std::io::Error| RunError::Report {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let temporary = path.with_extension("partial");
-    std::fs::write(&temporary, contents).map_err(error)?;
-    std::fs::rename(&temporary, path).map_err(error)
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = PathBuf::from(temporary);
+    fs_err::write(&temporary, contents)?;
+    fs_err::rename(&temporary, path)?;
+    Ok(())
 }

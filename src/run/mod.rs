@@ -1,33 +1,36 @@
 //! The pipeline: source -> render -> journal hit? -> judge -> decide -> sink.
 //!
-//! A reader thread streams rows in, a writer thread streams them out, and in between an ordered
-//! window of rows is judged concurrently (`concurrency` requests in flight at most), so output
-//! keeps the input's order while a slow row does not stall the others. Per-row failures become
-//! data; only input, output and journal errors stop a run.
+//! A reader thread streams Arrow batches in and splits them into rows carrying what the judge
+//! needs; an ordered window of rows is judged concurrently (`concurrency` requests in flight at
+//! most), so a slow row does not stall the others; a writer thread assembles each finished batch
+//! (responses exchanged where swapped, verdict columns appended) and writes it. Per-row failures
+//! become data; only input, output and journal errors stop a run.
 
-mod row;
+mod ask;
+mod sink;
 
-pub use row::{Judged, added_fields};
+pub use ask::Cost;
 
 use crate::dataset::{
-    ColumnMap, ColumnOverrides, DatasetError, OutputFormat, Pair, RowReader, RowWriter, open_input,
-    output_schema,
+    ColumnMap, ColumnOverrides, Conversation, Dataset, DatasetError, OutputFormat, output_schema,
 };
 use crate::journal::{Journal, JournalError, RequestKey};
-use crate::judge::{Judge, Usage};
+use crate::judge::{Judge, RetryPolicy, Retrying};
 use crate::prompt::{ChatMessage, Language, Order, PromptBuilder};
-use crate::report::{Counters, Report};
-use crate::verdict::{DecisionPolicy, Outcome};
+use crate::report::{Description, Measures, Report, ReportError, Requests};
+use crate::verdict::{DecisionPolicy, Verdict};
+use arrow_array::RecordBatch;
 use futures_util::StreamExt;
-use serde_json::{Map, Value};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Everything a run needs besides the judge and the prompt.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// The input file or folder.
-    pub input: PathBuf,
+    /// The input, as named in the report.
+    pub input: String,
     /// The output folder.
     pub output: PathBuf,
     /// The output format.
@@ -44,10 +47,13 @@ pub struct RunConfig {
     pub seed: u64,
     /// How scores become outcomes.
     pub policy: DecisionPolicy,
+    /// Attempts and backoff per request.
+    pub retry: RetryPolicy,
 }
 
 /// Errors that stop a run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// Reading the input or writing the output failed.
     #[error(transparent)]
@@ -56,13 +62,8 @@ pub enum RunError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// Writing the report failed.
-    #[error("{path}: {message}")]
-    Report {
-        /// The report file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Report(#[from] ReportError),
 }
 
 /// Hooks for showing a run's progress; the library itself prints nothing.
@@ -70,34 +71,34 @@ pub trait Progress: Send + Sync {
     /// The run starts: `total` rows, of which `finished_before` have answers in the journal.
     fn start(&self, _total: u64, _finished_before: u64) {}
     /// One row is done.
-    fn row(&self, _outcome: Outcome, _usage: Usage, _from_journal: bool) {}
+    fn row(&self, _verdict: &Verdict, _cost: Cost) {}
 }
 
 /// A [`Progress`] that shows nothing.
 pub struct Silent;
 impl Progress for Silent {}
 
-/// An opened input: the reader, its column mapping, and a look at its first prompts.
+/// An opened input with its column mapping.
+#[derive(Debug)]
 pub struct Input {
-    reader: RowReader,
+    dataset: Dataset,
     columns: ColumnMap,
     samples: Vec<String>,
 }
 
 impl Input {
-    /// Opens and checks the input, and maps its columns.
+    /// Opens and validates the input, and maps its columns.
     pub fn open(path: &std::path::Path, overrides: &ColumnOverrides) -> Result<Self, DatasetError> {
-        let reader = open_input(path)?;
-        let columns =
-            ColumnMap::detect(path, &reader.columns, overrides, reader.first_row.as_ref())?;
-        let samples = reader
-            .first_row
-            .iter()
-            .filter_map(|row| columns.conversation(row).ok())
+        let dataset = Dataset::open(path)?;
+        let columns = ColumnMap::detect(path, dataset.schema(), overrides, dataset.first_row())?;
+        let samples = columns
+            .conversations(dataset.first_row())
+            .into_iter()
+            .filter_map(Result::ok)
             .map(|conversation| conversation.prompt)
             .collect();
         Ok(Input {
-            reader,
+            dataset,
             columns,
             samples,
         })
@@ -110,7 +111,7 @@ impl Input {
 
     /// Rows in the input.
     pub fn rows(&self) -> u64 {
-        self.reader.rows
+        self.dataset.rows()
     }
 
     /// The detected column mapping.
@@ -118,31 +119,168 @@ impl Input {
         &self.columns
     }
 
-    fn pairs(
-        self,
+    /// The dataset.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// The rows to judge, at most `limit`, read and split on the calling thread.
+    fn rows_iter(
+        &self,
         limit: Option<u64>,
-    ) -> (ColumnMap, impl Iterator<Item = Result<Pair, DatasetError>>) {
+    ) -> Result<impl Iterator<Item = Result<Row, DatasetError>> + Send + use<>, DatasetError> {
         let columns = self.columns.clone();
-        let limit = limit.unwrap_or(u64::MAX);
-        let pairs = self
-            .reader
-            .take(limit.min(usize::MAX as u64) as usize)
-            .enumerate()
-            .map(move |(index, record)| {
-                let record = record?;
-                let conversation = columns.conversation(&record);
-                Ok(Pair {
-                    index: index as u64,
-                    record,
-                    conversation,
-                })
-            });
-        (self.columns, pairs)
+        let mut next_index = 0u64;
+        let batches = self.dataset.batches(limit)?;
+        Ok(batches.flat_map(move |batch| {
+            let rows: Vec<Result<Row, DatasetError>> = match batch {
+                Ok(batch) => split(&Arc::new(batch), &columns, &mut next_index)
+                    .into_iter()
+                    .map(Ok)
+                    .collect(),
+                Err(error) => vec![Err(error)],
+            };
+            rows
+        }))
     }
 }
 
+/// One row on its way through the pipeline: its batch (kept alive until the batch is written),
+/// its place, and the conversation or why there is none.
+pub(crate) struct Row {
+    batch: Arc<RecordBatch>,
+    offset: usize,
+    index: u64,
+    conversation: Result<Conversation, String>,
+}
+
+fn split(batch: &Arc<RecordBatch>, columns: &ColumnMap, next_index: &mut u64) -> Vec<Row> {
+    let conversations = columns.conversations(batch);
+    conversations
+        .into_iter()
+        .enumerate()
+        .map(|(offset, conversation)| {
+            let index = *next_index;
+            *next_index += 1;
+            Row {
+                batch: batch.clone(),
+                offset,
+                index,
+                conversation,
+            }
+        })
+        .collect()
+}
+
+/// Request counters shared by the rows of a run.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    sent: AtomicU64,
+    from_journal: AtomicU64,
+    parse_retries: AtomicU64,
+}
+
+/// Re-ranks the input with `judge` and writes the output folder; returns the report.
+pub async fn rerank<J: Judge>(
+    input: Input,
+    prompt: &PromptBuilder,
+    judge: &J,
+    config: &RunConfig,
+    progress: &dyn Progress,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let added = crate::verdict::fields();
+    let schema = output_schema(
+        input.dataset.path(),
+        input.dataset.schema(),
+        &input.columns,
+        &added,
+    )?;
+    let journal = Journal::open(&config.journal)?;
+    let asker = asker(judge, &journal, prompt, config);
+    let total = config
+        .limit
+        .map_or(input.rows(), |limit| limit.min(input.rows()));
+    let finished_before = journal.finished_rows(asker.run).await?.min(total);
+    progress.start(total, finished_before);
+
+    let writer = sink::spawn(config, schema, input.columns.clone())?;
+    let rows = sink::source(input.rows_iter(config.limit)?);
+    let judged = rows
+        .map(|row| async { asker.judge_row(row?).await })
+        .buffered(config.concurrency * 4 + 64);
+    let (tally, output) = writer.drain(judged, progress).await?;
+
+    let measures = Measures {
+        requests: asker.requests(),
+        rows_already_done: finished_before,
+        elapsed: started.elapsed(),
+        output,
+    };
+    let report = Report::new(describe(judge, prompt, config), tally, measures);
+    report.write(&config.output)?;
+    Ok(report)
+}
+
+fn asker<'a, J: Judge>(
+    judge: &'a J,
+    journal: &'a Journal,
+    prompt: &'a PromptBuilder,
+    config: &'a RunConfig,
+) -> ask::Asker<'a, J> {
+    let fingerprint = judge.fingerprint();
+    let run = run_signature(&fingerprint, prompt, config);
+    ask::Asker {
+        judge: Retrying::new(judge, config.retry),
+        journal,
+        prompt,
+        config,
+        fingerprint,
+        run,
+        model: Arc::from(judge.model()),
+        permits: tokio::sync::Semaphore::new(config.concurrency.max(1)),
+        counters: Counters::default(),
+    }
+}
+
+impl<J: Judge> ask::Asker<'_, J> {
+    fn requests(&self) -> Requests {
+        Requests {
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            from_journal: self.counters.from_journal.load(Ordering::Relaxed),
+            retried: self.judge.retries(),
+            parse_retries: self.counters.parse_retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn describe<J: Judge>(judge: &J, prompt: &PromptBuilder, config: &RunConfig) -> Description {
+    Description {
+        input: config.input.clone(),
+        judge_model: judge.model().to_owned(),
+        template_sha256: prompt.template_hash().to_owned(),
+        language: prompt.language(),
+        order: config.order,
+        tie_margin: config.policy.tie_margin,
+    }
+}
+
+/// A hash of what makes answers reusable between runs (judge, template, decision-free settings),
+/// used only to count the rows a journal already holds for this run.
+fn run_signature(
+    fingerprint: &serde_json::Value,
+    prompt: &PromptBuilder,
+    config: &RunConfig,
+) -> RequestKey {
+    let identity = ChatMessage {
+        role: "run".into(),
+        content: format!("{}|{:?}|{}", config.input, config.order, config.seed),
+    };
+    RequestKey::new(fingerprint, prompt.template_hash(), &[identity])
+}
+
 /// What `--dry-run` shows: the first prompt and an estimate of the whole run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DryRun {
     /// The messages of the first judgeable row.
     pub first_messages: Option<Vec<ChatMessage>>,
@@ -158,31 +296,24 @@ pub struct DryRun {
 
 /// Renders every row without calling the judge.
 pub fn dry_run(
-    input: Input,
+    input: &Input,
     prompt: &PromptBuilder,
     config: &RunConfig,
     max_tokens: u32,
 ) -> Result<DryRun, RunError> {
-    let (_, pairs) = input.pairs(config.limit);
-    let mut estimate = DryRun {
-        first_messages: None,
-        rows: 0,
-        invalid: 0,
-        prompt_tokens: 0,
-        completion_tokens_at_most: 0,
-    };
-    for pair in pairs {
-        let pair = pair?;
-        let Ok(conversation) = &pair.conversation else {
+    let mut estimate = DryRun::default();
+    for row in input.rows_iter(config.limit)? {
+        let row = row?;
+        let Ok(conversation) = &row.conversation else {
             estimate.invalid += 1;
             continue;
         };
-        let mut rendered = Vec::new();
-        for &chosen_first in config.order.orders(pair.index, config.seed) {
-            if let Ok(messages) = prompt.render(conversation, chosen_first) {
-                rendered.push(messages);
-            }
-        }
+        let rendered: Vec<Vec<ChatMessage>> = config
+            .order
+            .orders(row.index, config.seed)
+            .iter()
+            .filter_map(|&chosen_first| prompt.render(conversation, chosen_first).ok())
+            .collect();
         if rendered.is_empty() {
             estimate.invalid += 1;
             continue;
@@ -192,148 +323,10 @@ pub fn dry_run(
             estimate.prompt_tokens += (characters as u64).div_ceil(4) + 8 * messages.len() as u64;
             estimate.completion_tokens_at_most += u64::from(max_tokens);
         }
-        let messages = rendered.swap_remove(0);
         estimate.rows += 1;
-        estimate.first_messages.get_or_insert(messages);
+        estimate
+            .first_messages
+            .get_or_insert_with(|| rendered[0].clone());
     }
     Ok(estimate)
-}
-
-/// Re-ranks the input with `judge` and writes the output folder; returns the report.
-pub async fn rerank<J: Judge>(
-    input: Input,
-    prompt: &PromptBuilder,
-    judge: &J,
-    config: &RunConfig,
-    progress: &dyn Progress,
-) -> Result<Report, RunError> {
-    let started = Instant::now();
-    let total = config
-        .limit
-        .map_or(input.rows(), |limit| limit.min(input.rows()));
-    let mut text_columns = input.reader.text_columns.clone();
-    let schema = output_schema(
-        &input.reader.schema,
-        &input.columns.chosen,
-        &input.columns.rejected,
-        &added_fields(),
-        &mut text_columns,
-    );
-    let writer = RowWriter::create(&config.output, config.format, schema, text_columns)?;
-    let journal = Journal::open(&config.journal)?;
-    let fingerprint = judge.fingerprint();
-    let run = run_signature(&fingerprint, prompt, config);
-    let finished_before = journal.finished_rows(run).await?;
-    progress.start(total, finished_before.min(total));
-
-    let (columns, pairs) = input.pairs(config.limit);
-    let context = row::Context {
-        judge,
-        journal: &journal,
-        prompt,
-        fingerprint,
-        run,
-        config,
-        columns: &columns,
-        permits: tokio::sync::Semaphore::new(config.concurrency.max(1)),
-        counters: Counters::default(),
-    };
-    let (sink, writing) = spawn_writer(writer);
-    let window = config.concurrency.max(1) * 4 + 64;
-    let mut judged = source(pairs)
-        .map(|pair| context.judge_pair(pair))
-        .buffered(window);
-    let mut report = Report::new(judge.model(), prompt, config);
-    report.rows_already_done = finished_before.min(total);
-    let mut failure = None;
-    while let Some(result) = judged.next().await {
-        match result {
-            Ok((record, outcome, usage, from_journal)) => {
-                report.count(outcome, usage, &record);
-                progress.row(outcome, usage, from_journal);
-                if sink.send(Some(record)).is_err() {
-                    break;
-                }
-            }
-            Err(error) => {
-                failure = Some(error);
-                break;
-            }
-        }
-    }
-    drop(judged);
-    if failure.is_none() {
-        // A closed channel means the writer already stopped on an error, reported below.
-        let _ = sink.send(None);
-    }
-    drop(sink);
-    let written = writing
-        .join()
-        .expect("the writer thread does not panic; this is a bug");
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    let data_path = written?.unwrap_or_else(|| config.format.data_path(&config.output));
-    report.finish(&context.counters, started.elapsed(), data_path);
-    report.write(&config.output)?;
-    Ok(report)
-}
-
-/// A hash of what makes answers reusable between runs (judge, template, decision-free settings),
-/// used only to count the rows a journal already holds for this run.
-fn run_signature(fingerprint: &Value, prompt: &PromptBuilder, config: &RunConfig) -> RequestKey {
-    let input = config
-        .input
-        .canonicalize()
-        .unwrap_or_else(|_| config.input.clone());
-    let identity = ChatMessage {
-        role: "run".into(),
-        content: format!("{}|{:?}|{}", input.display(), config.order, config.seed),
-    };
-    RequestKey::new(fingerprint, prompt.template_hash(), &[identity])
-}
-
-/// Streams pairs from a reader thread, so file reading and decoding stay off the async runtime.
-fn source(
-    pairs: impl Iterator<Item = Result<Pair, DatasetError>> + Send + 'static,
-) -> impl futures_util::Stream<Item = Result<Pair, DatasetError>> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
-    std::thread::Builder::new()
-        .name("rejudge-reader".into())
-        .spawn(move || {
-            for pair in pairs {
-                let stop = pair.is_err();
-                if sender.blocking_send(pair).is_err() || stop {
-                    break;
-                }
-            }
-        })
-        .expect("a reader thread can be started; this is a bug");
-    futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))
-}
-
-type WriterThread = std::thread::JoinHandle<Result<Option<PathBuf>, DatasetError>>;
-
-/// Writes rows on their own thread (Parquet encoding is CPU work) in the order they are sent.
-/// `None` ends the run; a run that stops without it leaves its partial file unrenamed.
-fn spawn_writer(
-    mut writer: RowWriter,
-) -> (
-    std::sync::mpsc::SyncSender<Option<Map<String, Value>>>,
-    WriterThread,
-) {
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Option<Map<String, Value>>>(1024);
-    let thread = std::thread::Builder::new()
-        .name("rejudge-writer".into())
-        .spawn(move || {
-            while let Ok(message) = receiver.recv() {
-                match message {
-                    Some(row) => writer.write(row)?,
-                    None => return writer.finish().map(Some),
-                }
-            }
-            Ok(None)
-        })
-        .expect("a writer thread can be started; this is a bug");
-    (sender, thread)
 }

@@ -1,11 +1,14 @@
 //! From the judge's raw answer to a decision: parsing (strict JSON, tolerant JSON, plain text,
-//! score distributions) and the per-row [`Outcome`].
+//! score distributions), the per-row [`Verdict`], and the output columns it defines.
 
+mod columns;
 mod parse;
 
+pub use columns::{VerdictColumns, fields};
 pub use parse::{distribution_from_logprobs, expected_score, parse_judgment};
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The judge's rating of one response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,8 +69,138 @@ impl Outcome {
     }
 }
 
+/// Which stored response the judge saw first (as Response A).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShownFirst {
+    /// The stored chosen response.
+    Chosen,
+    /// The stored rejected response.
+    Rejected,
+    /// Both orders were judged.
+    Both,
+}
+
+impl ShownFirst {
+    /// The orders judged, `true` for the stored chosen response first.
+    pub fn of(orders: &[bool]) -> ShownFirst {
+        match orders {
+            [true] => ShownFirst::Chosen,
+            [false] => ShownFirst::Rejected,
+            _ => ShownFirst::Both,
+        }
+    }
+
+    /// The name written to the `shown_first` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShownFirst::Chosen => "chosen",
+            ShownFirst::Rejected => "rejected",
+            ShownFirst::Both => "both",
+        }
+    }
+}
+
+/// Everything rejudge decided about one row; it defines the added output columns
+/// ([`fields`]) and is what the report counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// What happened to the row.
+    pub outcome: Outcome,
+    /// The rating of the response now in `chosen` (after any swap); `None` when unscored.
+    pub chosen: Option<Rating>,
+    /// The rating of the response now in `rejected`.
+    pub rejected: Option<Rating>,
+    /// Why the row failed or is invalid.
+    pub reason: Option<String>,
+    /// Which stored response the judge saw first; `None` for rows never shown.
+    pub shown_first: Option<ShownFirst>,
+    /// The judge that decided the row.
+    pub judge_model: Arc<str>,
+}
+
+impl Verdict {
+    /// A row that cannot be judged.
+    pub fn invalid(reason: String, judge_model: Arc<str>) -> Self {
+        Verdict {
+            outcome: Outcome::Invalid,
+            chosen: None,
+            rejected: None,
+            reason: Some(reason),
+            shown_first: None,
+            judge_model,
+        }
+    }
+
+    /// A row the judge could not score.
+    pub fn failed(reason: String, shown_first: ShownFirst, judge_model: Arc<str>) -> Self {
+        Verdict {
+            outcome: Outcome::Failed,
+            reason: Some(reason),
+            shown_first: Some(shown_first),
+            ..Verdict::invalid(String::new(), judge_model)
+        }
+    }
+
+    /// Decides a scored row from the ratings of the stored chosen and rejected responses; a
+    /// swapped row carries the ratings in their new places.
+    pub fn decide(
+        chosen: Rating,
+        rejected: Rating,
+        policy: &DecisionPolicy,
+        shown_first: ShownFirst,
+        judge_model: Arc<str>,
+    ) -> Self {
+        let outcome = policy.decide(chosen.score, rejected.score);
+        let (chosen, rejected) = if outcome == Outcome::Swapped {
+            (rejected, chosen)
+        } else {
+            (chosen, rejected)
+        };
+        Verdict {
+            outcome,
+            chosen: Some(chosen),
+            rejected: Some(rejected),
+            reason: None,
+            shown_first: Some(shown_first),
+            judge_model,
+        }
+    }
+}
+
+/// Merges the ratings of the stored (chosen, rejected) responses from several orders into one
+/// pair: scores and distributions averaged, rationales kept side by side.
+pub fn merge_orders(ratings: &[(Rating, Rating)]) -> (Rating, Rating) {
+    let count = ratings.len().max(1) as f64;
+    let mean = |pick: fn(&(Rating, Rating)) -> &Rating| {
+        let score = ratings.iter().map(|r| pick(r).score).sum::<f64>() / count;
+        let rationale = ratings
+            .iter()
+            .map(|r| pick(r).rationale.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let distributions: Option<Vec<[f64; 5]>> =
+            ratings.iter().map(|r| pick(r).distribution).collect();
+        let distribution = distributions.map(|all| {
+            let mut sum = [0.0; 5];
+            for one in &all {
+                for (total, p) in sum.iter_mut().zip(one) {
+                    *total += p / count;
+                }
+            }
+            sum
+        });
+        Rating {
+            score,
+            rationale,
+            distribution,
+        }
+    };
+    (mean(|r| &r.0), mean(|r| &r.1))
+}
+
 /// The settings that turn two scores into an outcome. Changing them needs no new judge calls.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct DecisionPolicy {
     /// Score differences up to this size count as a tie (0: only equal scores tie).
     pub tie_margin: f64,

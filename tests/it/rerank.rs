@@ -284,7 +284,8 @@ fn malformed_inputs_fail_with_one_line_naming_the_file() {
             "row 1",
         ),
         ("data.txt", b"hello", "unknown input format"),
-        ("empty.jsonl", b"", "no chosen column found"),
+        ("empty.jsonl", b"", "no rows"),
+        ("empty-array.json", b"[]", "no rows"),
     ];
     let stub = Stub::judging();
     for (name, contents, problem) in cases {

@@ -2,10 +2,11 @@
 //! real rows with batching off (one sequence) and on (several sequences per forward pass).
 //! Prints JSON. Usage: `local-bench MODEL.gguf SEED.json THREADS`.
 
-use rejudge::dataset::{ColumnMap, ColumnOverrides};
+use rejudge::dataset::ColumnOverrides;
 use rejudge::judge::local::{LocalConfig, LocalJudge};
 use rejudge::judge::{Judge, JudgeRequest, Sampling};
 use rejudge::prompt::{ChatMessage, Language, PromptBuilder};
+use rejudge::run::Input;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -32,12 +33,12 @@ fn judge(model: &Path, threads: usize, sequences: usize, max_tokens: u32) -> Loc
 
 fn main() {
     let arguments: Vec<String> = std::env::args().collect();
-    let [_, model, seed, threads] = &arguments[..] else {
+    let [_, model, seed_path, threads] = &arguments[..] else {
         panic!("usage: local-bench MODEL.gguf SEED.json THREADS");
     };
     let (model, threads) = (PathBuf::from(model), threads.parse::<usize>().unwrap());
     let seed: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(seed).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(seed_path).unwrap()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,13 +66,13 @@ fn main() {
         let mut best = f64::MAX;
         let mut tokens = 0;
         for _ in 0..3 {
-            let reply = short.judge(&long).await.unwrap();
+            let reply = short.attempt(&long).await.unwrap();
             tokens = reply.usage.prompt_tokens;
             best = best.min(reply.latency.as_secs_f64());
         }
         drop(short);
         let full = judge(&model, threads, 1, 256);
-        let reply = full.judge(&long).await.unwrap();
+        let reply = full.attempt(&long).await.unwrap();
         let generation = (reply.latency.as_secs_f64() - best).max(1e-9);
         (
             tokens,
@@ -85,17 +86,13 @@ fn main() {
     );
     // Real rows through the built-in prompt, batching off and on.
     let prompt = PromptBuilder::builtin(Language::En);
-    let first = seed[0].as_object().unwrap();
-    let columns = ColumnMap::detect(
-        Path::new("seed"),
-        &first.keys().cloned().collect::<Vec<_>>(),
-        &ColumnOverrides::default(),
-        Some(first),
-    )
-    .unwrap();
-    let requests: Vec<JudgeRequest> = seed
-        .iter()
-        .filter_map(|row| columns.conversation(row.as_object()?).ok())
+    let input = Input::open(Path::new(seed_path), &ColumnOverrides::default()).unwrap();
+    let requests: Vec<JudgeRequest> = input
+        .dataset()
+        .batches(None)
+        .unwrap()
+        .flat_map(|batch| input.columns().conversations(&batch.unwrap()))
+        .filter_map(Result::ok)
         .filter(|conversation| {
             conversation.prompt.len() + conversation.chosen.len() + conversation.rejected.len()
                 < 6000
@@ -111,7 +108,7 @@ fn main() {
             let local = judge(&model, threads, sequences, 512);
             let started = Instant::now();
             let replies =
-                futures_util::future::join_all(requests.iter().map(|request| local.judge(request)))
+                futures_util::future::join_all(requests.iter().map(|request| local.attempt(request)))
                     .await;
             assert!(replies.iter().all(Result::is_ok));
             requests.len() as f64 / started.elapsed().as_secs_f64()

@@ -1,0 +1,138 @@
+//! The two ends of the pipeline: a reader thread that streams rows in, and a writer thread that
+//! turns each finished batch into its output batch and writes it. File I/O, decoding and
+//! encoding stay off the async runtime.
+
+use super::{Cost, Progress, Row, RunConfig, RunError};
+use crate::dataset::{ColumnMap, DatasetError, OutputWriter, output_batch};
+use crate::report::Tally;
+use crate::verdict::{Outcome, Verdict, VerdictColumns};
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::SchemaRef;
+use futures_util::{Stream, StreamExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Rows buffered between the reader thread and the pipeline.
+const READ_AHEAD: usize = 1024;
+/// Finished batches buffered between the pipeline and the writer thread.
+const WRITE_BEHIND: usize = 4;
+
+/// Streams rows from a reader thread.
+pub(super) fn source(
+    rows: impl Iterator<Item = Result<Row, DatasetError>> + Send + 'static,
+) -> impl Stream<Item = Result<Row, DatasetError>> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
+    std::thread::Builder::new()
+        .name("rejudge-reader".into())
+        .spawn(move || {
+            for row in rows {
+                let stop = row.is_err();
+                if sender.blocking_send(row).is_err() || stop {
+                    break;
+                }
+            }
+        })
+        .expect("a reader thread can be started; this is a bug");
+    futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))
+}
+
+/// A finished batch and its verdicts, in row order.
+type Finished = (Arc<RecordBatch>, Vec<Verdict>);
+
+/// The writer thread's handle. `None` on the channel means the run is complete; a channel closed
+/// without it means the run stopped, and the unfinished file is removed.
+pub(super) struct Writer {
+    sender: tokio::sync::mpsc::Sender<Option<Finished>>,
+    thread: std::thread::JoinHandle<Result<Option<PathBuf>, DatasetError>>,
+}
+
+/// Opens the output and starts the writer thread.
+pub(super) fn spawn(
+    config: &RunConfig,
+    schema: SchemaRef,
+    columns: ColumnMap,
+) -> Result<Writer, DatasetError> {
+    let mut output = OutputWriter::create(&config.output, config.format, schema.clone())?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Option<Finished>>(WRITE_BEHIND);
+    let thread = std::thread::Builder::new()
+        .name("rejudge-writer".into())
+        .spawn(move || {
+            while let Some(message) = receiver.blocking_recv() {
+                let Some((batch, verdicts)) = message else {
+                    return output.finish().map(Some);
+                };
+                let assembled = assemble(&batch, &verdicts, &schema, &columns).map_err(|e| {
+                    DatasetError::arrow(output.target(), "assembling an output batch", e)
+                })?;
+                output.write(&assembled)?;
+            }
+            Ok(None)
+        })
+        .expect("a writer thread can be started; this is a bug");
+    Ok(Writer { sender, thread })
+}
+
+fn assemble(
+    batch: &RecordBatch,
+    verdicts: &[Verdict],
+    schema: &SchemaRef,
+    columns: &ColumnMap,
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let swapped: BooleanArray = verdicts
+        .iter()
+        .map(|v| Some(v.outcome == Outcome::Swapped))
+        .collect();
+    let mut added = VerdictColumns::with_capacity(verdicts.len());
+    for verdict in verdicts {
+        added.push(verdict);
+    }
+    output_batch(batch, schema, columns, &swapped, added.finish())
+}
+
+impl Writer {
+    /// Takes the judged rows in order, counts them, and hands each completed batch to the
+    /// writer thread; returns the counts and the data file once everything is written. A run
+    /// that stops on an error leaves no data file.
+    pub(super) async fn drain(
+        self,
+        judged: impl Stream<Item = Result<(Row, Verdict, Cost), RunError>>,
+        progress: &dyn Progress,
+    ) -> Result<(Tally, PathBuf), RunError> {
+        let Writer { sender, thread } = self;
+        let mut tally = Tally::default();
+        let mut verdicts = Vec::new();
+        let mut judged = std::pin::pin!(judged);
+        let mut failure = None;
+        while let Some(item) = judged.next().await {
+            let (row, verdict, cost) = match item {
+                Ok(item) => item,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
+            tally.count(&verdict, cost.usage);
+            progress.row(&verdict, cost);
+            verdicts.push(verdict);
+            if row.offset + 1 == row.batch.num_rows() {
+                let finished = (row.batch, std::mem::take(&mut verdicts));
+                // A closed channel means the writer stopped on an error, which join reports.
+                if sender.send(Some(finished)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            let _ = sender.send(None).await;
+        }
+        drop(sender);
+        let written = thread
+            .join()
+            .expect("the writer thread does not panic; this is a bug");
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        let path = written?.expect("a complete run finishes its file; this is a bug");
+        Ok((tally, path))
+    }
+}

@@ -1,0 +1,458 @@
+//! Settings in layers: command-line flags, then environment variables, then a TOML config file
+//! (the same keys as the flags), then defaults, resolved and checked into one plain [`Settings`]
+//! before any work starts. Every run writes its settings back to `OUTPUT/rejudge.toml`, so that
+//! `rejudge rerank --config OUTPUT/rejudge.toml` repeats it.
+//!
+//! Secrets are never settings: the config names the variable that holds the API key
+//! (`api-key-env`), never the key.
+
+use crate::dataset::{ColumnOverrides, OutputFormat};
+use crate::judge::{RetryPolicy, Sampling, Scoring};
+use crate::prompt::Order;
+use crate::run::RunConfig;
+use crate::verdict::DecisionPolicy;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Requests in flight by default.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Seconds per attempt by default.
+pub const DEFAULT_TIMEOUT: f64 = 120.0;
+/// Attempts per request by default.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+/// Completion tokens per answer by default.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+/// Tokens of context per sequence of the in-process judge by default.
+pub const DEFAULT_CONTEXT_SIZE: u32 = 4096;
+
+/// The rubric language: detected from the prompts, or given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LanguageChoice {
+    /// Guessed from the first prompts.
+    #[default]
+    Auto,
+    /// English.
+    En,
+    /// Italian.
+    It,
+}
+
+/// One layer of settings: every key optional. The config file is parsed into this; the command
+/// line and the environment are turned into it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[allow(missing_docs)] // Each key is documented by its command-line flag.
+pub struct SettingsLayer {
+    pub input: Option<String>,
+    pub output: Option<PathBuf>,
+    pub format: Option<OutputFormat>,
+    pub journal: Option<PathBuf>,
+    pub prompt_column: Option<String>,
+    pub chosen_column: Option<String>,
+    pub rejected_column: Option<String>,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub model_file: Option<String>,
+    pub threads: Option<usize>,
+    pub context_size: Option<u32>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub seed: Option<u64>,
+    pub scoring: Option<Scoring>,
+    pub lang: Option<LanguageChoice>,
+    pub template: Option<PathBuf>,
+    pub order: Option<Order>,
+    pub tie_margin: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub timeout: Option<f64>,
+    pub max_attempts: Option<u32>,
+    pub limit: Option<u64>,
+}
+
+macro_rules! over {
+    ($upper:expr, $lower:expr, $($field:ident),+) => {
+        SettingsLayer { $($field: $upper.$field.or($lower.$field)),+ }
+    };
+}
+
+impl SettingsLayer {
+    /// This layer with the gaps filled from `lower`.
+    pub fn over(self, lower: SettingsLayer) -> SettingsLayer {
+        over!(
+            self,
+            lower,
+            input,
+            output,
+            format,
+            journal,
+            prompt_column,
+            chosen_column,
+            rejected_column,
+            base_url,
+            model,
+            api_key_env,
+            model_file,
+            threads,
+            context_size,
+            temperature,
+            max_tokens,
+            seed,
+            scoring,
+            lang,
+            template,
+            order,
+            tie_margin,
+            concurrency,
+            timeout,
+            max_attempts,
+            limit
+        )
+    }
+
+    /// Reads a config file; unknown keys are refused.
+    pub fn from_file(path: &Path) -> Result<SettingsLayer, SettingsError> {
+        let text = fs_err::read_to_string(path)?;
+        toml::from_str(&text).map_err(|source| SettingsError::Config {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Errors in settings: a bad value, a missing input, an unreadable config file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A value is out of range or not a number.
+    #[error("--{key} {value}: {expected}")]
+    Invalid {
+        /// The flag or config key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+    /// No input was given on the command line or in the config file.
+    #[error("no input given\nhint: rejudge rerank INPUT, or `input = \"...\"` in the config file")]
+    MissingInput,
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path}", path = path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's error, with the line.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A config file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The resolved settings of a run: every value decided and checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)] // Each key is documented by its command-line flag.
+pub struct Settings {
+    pub input: String,
+    pub output: PathBuf,
+    pub format: OutputFormat,
+    pub journal: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    pub context_size: u32,
+    pub temperature: f64,
+    pub max_tokens: u32,
+    pub seed: u64,
+    pub scoring: Scoring,
+    pub lang: LanguageChoice,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<PathBuf>,
+    pub order: Order,
+    pub tie_margin: f64,
+    pub concurrency: usize,
+    pub timeout: f64,
+    pub max_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+impl Settings {
+    /// Resolves a layer (flags over environment over config file) with the defaults, checking
+    /// every value.
+    pub fn resolve(layer: SettingsLayer) -> Result<Settings, SettingsError> {
+        let input = layer.input.ok_or(SettingsError::MissingInput)?;
+        let output = layer.output.unwrap_or_else(|| default_output(&input));
+        let journal = layer
+            .journal
+            .unwrap_or_else(|| output.join("journal.sqlite"));
+        let settings = Settings {
+            input,
+            journal,
+            output,
+            format: layer.format.unwrap_or_default(),
+            prompt_column: layer.prompt_column,
+            chosen_column: layer.chosen_column,
+            rejected_column: layer.rejected_column,
+            base_url: layer.base_url,
+            model: layer.model,
+            api_key_env: layer.api_key_env,
+            model_file: layer.model_file,
+            threads: layer.threads,
+            context_size: layer.context_size.unwrap_or(DEFAULT_CONTEXT_SIZE),
+            temperature: layer.temperature.unwrap_or(0.0),
+            max_tokens: layer.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            seed: layer.seed.unwrap_or(0),
+            scoring: layer.scoring.unwrap_or_default(),
+            lang: layer.lang.unwrap_or_default(),
+            template: layer.template,
+            order: layer.order.unwrap_or(Order::Random),
+            tie_margin: layer.tie_margin.unwrap_or(0.0),
+            concurrency: layer.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            timeout: layer.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            max_attempts: layer.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            limit: layer.limit,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        for (key, value, low, high, expected) in [
+            (
+                "timeout",
+                self.timeout,
+                0.001,
+                86_400.0,
+                "seconds from 0.001 to 86400",
+            ),
+            (
+                "temperature",
+                self.temperature,
+                0.0,
+                2.0,
+                "a number from 0 to 2",
+            ),
+            (
+                "tie-margin",
+                self.tie_margin,
+                0.0,
+                4.0,
+                "a score difference from 0 to 4",
+            ),
+        ] {
+            if !(value.is_finite() && (low..=high).contains(&value)) {
+                return Err(SettingsError::Invalid {
+                    key,
+                    value: value.to_string(),
+                    expected: expected.to_owned(),
+                });
+            }
+        }
+        let whole = [
+            ("concurrency", Some(self.concurrency as u64), 1, 4096),
+            ("max-attempts", Some(self.max_attempts.into()), 1, 100),
+            ("max-tokens", Some(self.max_tokens.into()), 1, 1 << 20),
+            ("context-size", Some(self.context_size.into()), 256, 1 << 20),
+            ("threads", self.threads.map(|t| t as u64), 1, 1024),
+            ("limit", self.limit, 1, u64::MAX),
+        ];
+        for (key, value, low, high) in whole {
+            if let Some(value) = value.filter(|value| !(low..=high).contains(value)) {
+                let expected = if high == u64::MAX {
+                    format!("a whole number from {low}")
+                } else {
+                    format!("a whole number from {low} to {high}")
+                };
+                return Err(SettingsError::Invalid {
+                    key,
+                    value: value.to_string(),
+                    expected,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings as the TOML a config file holds: every key, no secrets.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).expect("settings serialise to TOML; this is a bug");
+        format!(
+            "# The settings of this rejudge run; `rejudge rerank --config FILE` repeats it.\n{body}"
+        )
+    }
+
+    /// What the pipeline needs.
+    pub fn run_config(&self) -> RunConfig {
+        RunConfig {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            format: self.format,
+            journal: self.journal.clone(),
+            concurrency: self.concurrency,
+            limit: self.limit,
+            order: self.order,
+            seed: self.seed,
+            policy: DecisionPolicy {
+                tie_margin: self.tie_margin,
+            },
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts,
+                ..RetryPolicy::default()
+            },
+        }
+    }
+
+    /// The sampling settings every judge sends.
+    pub fn sampling(&self) -> Sampling {
+        Sampling {
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: Some(self.seed),
+            scoring: self.scoring,
+        }
+    }
+
+    /// The time allowed for one attempt.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
+
+    /// The column names given by the user.
+    pub fn column_overrides(&self) -> ColumnOverrides {
+        ColumnOverrides {
+            prompt: self.prompt_column.clone(),
+            chosen: self.chosen_column.clone(),
+            rejected: self.rejected_column.clone(),
+        }
+    }
+}
+
+/// `INPUT's name + "-rejudged"`, in the current folder.
+fn default_output(input: &str) -> PathBuf {
+    let stem = Path::new(input.trim_end_matches('/'))
+        .file_stem()
+        .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from(format!("{stem}-rejudged"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(input: &str) -> SettingsLayer {
+        SettingsLayer {
+            input: Some(input.into()),
+            ..SettingsLayer::default()
+        }
+    }
+
+    #[test]
+    fn upper_layers_win_and_defaults_fill_the_rest() {
+        let flags = SettingsLayer {
+            concurrency: Some(4),
+            ..layer("a.jsonl")
+        };
+        let file = SettingsLayer {
+            concurrency: Some(8),
+            tie_margin: Some(0.5),
+            ..layer("b.jsonl")
+        };
+        let settings = Settings::resolve(flags.over(file)).unwrap();
+        assert_eq!(settings.input, "a.jsonl");
+        assert_eq!((settings.concurrency, settings.tie_margin), (4, 0.5));
+        assert_eq!(settings.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(settings.output, PathBuf::from("a-rejudged"));
+        assert_eq!(settings.journal, PathBuf::from("a-rejudged/journal.sqlite"));
+    }
+
+    #[test]
+    fn the_written_settings_resolve_to_the_same_settings() {
+        let settings = Settings::resolve(SettingsLayer {
+            base_url: Some("http://localhost:8000/v1".into()),
+            model: Some("m".into()),
+            order: Some(Order::Both),
+            limit: Some(3),
+            ..layer("data/pairs.parquet")
+        })
+        .unwrap();
+        let text = settings.to_toml();
+        let again = Settings::resolve(toml::from_str(&text).unwrap()).unwrap();
+        assert_eq!(again, settings);
+        assert!(text.contains("order = \"both\""), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<SettingsLayer>("concurency = 3").is_err());
+        for (bad, key) in [
+            (
+                SettingsLayer {
+                    timeout: Some(f64::INFINITY),
+                    ..layer("x")
+                },
+                "timeout",
+            ),
+            (
+                SettingsLayer {
+                    timeout: Some(0.0),
+                    ..layer("x")
+                },
+                "timeout",
+            ),
+            (
+                SettingsLayer {
+                    temperature: Some(f64::NAN),
+                    ..layer("x")
+                },
+                "temperature",
+            ),
+            (
+                SettingsLayer {
+                    tie_margin: Some(-1.0),
+                    ..layer("x")
+                },
+                "tie-margin",
+            ),
+            (
+                SettingsLayer {
+                    concurrency: Some(0),
+                    ..layer("x")
+                },
+                "concurrency",
+            ),
+            (
+                SettingsLayer {
+                    max_attempts: Some(0),
+                    ..layer("x")
+                },
+                "max-attempts",
+            ),
+        ] {
+            let error = Settings::resolve(bad).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("--{key} ")), "{error}");
+        }
+        assert!(matches!(
+            Settings::resolve(SettingsLayer::default()),
+            Err(SettingsError::MissingInput)
+        ));
+    }
+}
