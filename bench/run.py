@@ -17,6 +17,9 @@ SEED = Path(os.environ.get("REJUDGE_BENCH_SEED", ROOT / "tests" / "data" / "dpo_
 MODEL = Path(os.environ["REJUDGE_BENCH_MODEL"])
 LLAMA_BIN = Path(os.environ["REJUDGE_BENCH_LLAMA_BIN"])
 PEER_PYTHON = os.environ.get("REJUDGE_BENCH_PEER_PYTHON")
+# Another rejudge binary (say, an earlier commit's) to measure beside this one, interleaved, so
+# the overhead table carries a ratio taken on the same machine in the same minutes.
+BASELINE = os.environ.get("REJUDGE_BENCH_BASELINE")
 THREADS = os.cpu_count() or 2
 
 OVERHEAD_ROWS = int(os.environ.get("REJUDGE_BENCH_OVERHEAD_ROWS", "20000"))
@@ -102,15 +105,27 @@ def on_fresh_server(measure):
         server.wait()
 
 
-def rejudge(input_path: Path, url: str, concurrency: int, output: Path, extra=()) -> dict:
+def rejudge(input_path: Path, url: str, concurrency: int, output: Path, extra=(), binary=None) -> dict:
     subprocess.run(["rm", "-rf", str(output)], check=True)
-    result = run_rusage([str(RELEASE / "rejudge"), "rerank", str(input_path), "--base-url", url, "--model", "instant",
+    result = run_rusage([str(binary or RELEASE / "rejudge"), "rerank", str(input_path), "--base-url", url, "--model", "instant",
                          "--concurrency", str(concurrency), "--quiet", "--output", str(output), *extra])
     report = json.loads((output / "report.json").read_text())
     result["rows"] = report["rows"]
     result["failed"] = report["outcomes"]["failed"]
     result["rows_per_second"] = report["rows"] / result["wall"]
     return result
+
+
+def overhead(rows: Path, url: str, concurrency: int, repeats: int = 3) -> tuple:
+    """The best of `repeats` runs of this binary, and of the baseline's when one is given, taken
+    in turn so that both see the same machine load."""
+    ours, theirs = [], []
+    for _ in range(repeats if BASELINE else 1):
+        ours.append(rejudge(rows, url, concurrency, WORK / f"overhead-{concurrency}"))
+        if BASELINE:
+            theirs.append(rejudge(rows, url, concurrency, WORK / f"overhead-base-{concurrency}", binary=BASELINE))
+    best = lambda runs: max(runs, key=lambda r: r["rows_per_second"]) if runs else None
+    return best(ours), best(theirs)
 
 
 def write_pairs(path: Path, seed: list, count: int) -> Path:
@@ -163,12 +178,14 @@ def main() -> None:
     judge, url = start_instant_judge()
     try:
         for concurrency in CONCURRENCIES if "overhead" in sections else []:
-            run = rejudge(paths[OVERHEAD_ROWS], url, concurrency, WORK / f"overhead-{concurrency}")
+            run, baseline = overhead(paths[OVERHEAD_ROWS], url, concurrency)
             results.setdefault("overhead", [])
             results["overhead"] = [r for r in results["overhead"] if r["concurrency"] != concurrency]
             results["overhead"].append({
                 "concurrency": concurrency, "rows": run["rows"], "rows_per_second": run["rows_per_second"],
                 "cpu_seconds_per_1000_rows": run["cpu"] / run["rows"] * 1000, "peak_rss_mb": run["rss_mb"],
+                "baseline_rows_per_second": baseline and baseline["rows_per_second"],
+                "ratio_to_baseline": baseline and run["rows_per_second"] / baseline["rows_per_second"],
             })
             results["overhead"].sort(key=lambda r: r["concurrency"])
             log(f"  overhead c={concurrency}: {run['rows_per_second']:.0f} rows/s")
@@ -239,16 +256,18 @@ def local(results: dict) -> None:
 
 def table(results: dict) -> str:
     lines = ["", "== overhead: rejudge against an instant judge (%d rows, Parquet in and out, journal on)" % OVERHEAD_ROWS,
-             f"{'concurrency':>11} {'rows/s':>10} {'CPU s/1k rows':>14} {'peak RSS MB':>12}"]
+             f"{'concurrency':>11} {'rows/s':>10} {'CPU s/1k rows':>14} {'peak RSS MB':>12} {'baseline rows/s':>16} {'ratio':>7}"]
     for row in results["overhead"]:
-        lines.append(f"{row['concurrency']:>11} {row['rows_per_second']:>10.0f} {row['cpu_seconds_per_1000_rows']:>14.3f} {row['peak_rss_mb']:>12.1f}")
+        base, ratio = row.get("baseline_rows_per_second"), row.get("ratio_to_baseline")
+        lines.append(f"{row['concurrency']:>11} {row['rows_per_second']:>10.0f} {row['cpu_seconds_per_1000_rows']:>14.3f} {row['peak_rss_mb']:>12.1f}"
+                     f" {base or float('nan'):>16.0f} {ratio or float('nan'):>7.2f}")
     lines += ["", "== peer: same rows (%d), same instant judge, same concurrency" % PEER_ROWS,
               f"{'concurrency':>11} {'rejudge rows/s':>15} {'distilabel rows/s':>18} {'ratio':>8}"]
     for row in results["peer"]:
         theirs = row["distilabel_rows_per_second"]
         lines.append(f"{row['concurrency']:>11} {row['rejudge_rows_per_second']:>15.0f} {theirs or float('nan'):>18.1f} {row['ratio'] or float('nan'):>7.1f}x")
-    s = results["saturation"]
-    lines += ["", "== saturation: llama-server --parallel 4, gemma-3-270m, %d rows, concurrency 4" % s["rows"],
+    s = results.get("saturation")
+    lines += [] if not s else ["", "== saturation: llama-server --parallel 4, gemma-3-270m, %d rows, concurrency 4" % s["rows"],
               f"  ceiling (bare load generator): {s['ceiling_rows_per_second']:.3f} rows/s",
               f"  rejudge:    {s['rejudge_rows_per_second']:.3f} rows/s = {100 * s['rejudge_share_of_ceiling']:.1f}% of the ceiling",
               f"  distilabel: {s['distilabel_rows_per_second'] or float('nan'):.3f} rows/s = {100 * (s['distilabel_share_of_ceiling'] or float('nan')):.1f}% of the ceiling"]

@@ -332,6 +332,24 @@ mod tests {
         assert!(a < b);
     }
 
+    fn transcript(messages: &[ChatMessage]) -> String {
+        let mut text = String::new();
+        for message in messages {
+            text.push_str(&format!("--- {} ---\n{}\n", message.role, message.content));
+        }
+        text
+    }
+
+    #[test]
+    fn the_builtin_prompts_read_as_written() {
+        for (language, name) in [(Language::En, "prompt_en"), (Language::It, "prompt_it")] {
+            let messages = PromptBuilder::builtin(language)
+                .render(&conversation(), true)
+                .unwrap();
+            insta::assert_snapshot!(name, transcript(&messages));
+        }
+    }
+
     #[test]
     fn order_swaps_the_positions() {
         let messages = PromptBuilder::builtin(Language::It)

@@ -324,3 +324,90 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Repor
     fs_err::rename(&temporary, path)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{DecisionPolicy, Rating};
+
+    fn tally() -> Tally {
+        let rating = |score| Rating {
+            score,
+            rationale: "why".into(),
+            distribution: None,
+        };
+        let model: std::sync::Arc<str> = "judge-7b".into();
+        let mut tally = Tally::default();
+        let usage = Usage {
+            prompt_tokens: 500,
+            completion_tokens: 60,
+        };
+        let scores = [(5.0, 2.0), (2.0, 4.0), (3.0, 3.0), (4.0, 1.0)];
+        for (index, (chosen, rejected)) in scores.into_iter().enumerate() {
+            let shown = if index % 2 == 0 {
+                ShownFirst::Chosen
+            } else {
+                ShownFirst::Rejected
+            };
+            let policy = DecisionPolicy::default();
+            let verdict = Verdict::decide(
+                rating(chosen),
+                rating(rejected),
+                &policy,
+                shown,
+                model.clone(),
+            );
+            tally.count(&verdict, usage);
+        }
+        let reason = "HTTP 500 from http://host/v1/chat/completions: overloaded (after 6 attempts)";
+        let failed = Verdict::failed(reason.into(), ShownFirst::Chosen, model.clone());
+        tally.count(&failed, Usage::default());
+        tally.count(
+            &Verdict::invalid("rejected is null".into(), model),
+            Usage::default(),
+        );
+        tally
+    }
+
+    fn report() -> Report {
+        let description = Description {
+            input: "pairs.jsonl".into(),
+            judge_model: "judge-7b".into(),
+            template_sha256: "ab".repeat(32),
+            language: Language::En,
+            order: Order::Random,
+            tie_margin: 0.0,
+        };
+        let measures = Measures {
+            requests: Requests {
+                sent: 5,
+                from_journal: 0,
+                retried: 5,
+                parse_retries: 0,
+            },
+            rows_already_done: 0,
+            elapsed: Duration::from_secs(2),
+            output: PathBuf::from("out/data/train-00000-of-00001.parquet"),
+        };
+        Report::new(description, tally(), measures)
+    }
+
+    #[test]
+    fn the_summary_table_and_the_card_read_as_written() {
+        let report = report();
+        insta::assert_snapshot!("summary_table", report.summary_table());
+        insta::assert_snapshot!("dataset_card", card::render(&report));
+    }
+
+    #[test]
+    fn counts_add_up() {
+        let report = report();
+        assert_eq!(report.rows, 6);
+        assert_eq!(report.outcomes["swapped"], 1);
+        assert_eq!(
+            report.positions.first_shown_won + report.positions.second_shown_won,
+            3
+        );
+        assert_eq!(report.tokens.prompt, 2000);
+    }
+}

@@ -8,6 +8,8 @@
 
 mod ask;
 mod sink;
+#[cfg(test)]
+mod tests;
 
 pub use ask::Cost;
 

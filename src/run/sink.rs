@@ -43,7 +43,30 @@ type Finished = (Arc<RecordBatch>, Vec<Verdict>);
 /// without it means the run stopped, and the unfinished file is removed.
 pub(super) struct Writer {
     sender: tokio::sync::mpsc::Sender<Option<Finished>>,
-    thread: std::thread::JoinHandle<Result<Option<PathBuf>, DatasetError>>,
+    thread: Joined,
+}
+
+type WriterThread = std::thread::JoinHandle<Result<Option<PathBuf>, DatasetError>>;
+
+/// The writer thread, joined even when the run is dropped half-way (a cancelled future), so the
+/// unfinished file is gone by the time the run is.
+struct Joined(Option<WriterThread>);
+
+impl Joined {
+    fn join(mut self) -> Result<Option<PathBuf>, DatasetError> {
+        let thread = self.0.take().expect("joined once; this is a bug");
+        thread
+            .join()
+            .expect("the writer thread does not panic; this is a bug")
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Opens the output and starts the writer thread.
@@ -69,7 +92,10 @@ pub(super) fn spawn(
             Ok(None)
         })
         .expect("a writer thread can be started; this is a bug");
-    Ok(Writer { sender, thread })
+    Ok(Writer {
+        sender,
+        thread: Joined(Some(thread)),
+    })
 }
 
 fn assemble(
@@ -98,7 +124,9 @@ impl Writer {
         judged: impl Stream<Item = Result<(Row, Verdict, Cost), RunError>>,
         progress: &dyn Progress,
     ) -> Result<(Tally, PathBuf), RunError> {
-        let Writer { sender, thread } = self;
+        // `sender` is declared last so that it is dropped first: the writer thread ends when the
+        // channel closes, and `thread` joins it when a cancelled run drops this future.
+        let Writer { thread, sender } = self;
         let mut tally = Tally::default();
         let mut verdicts = Vec::new();
         let mut judged = std::pin::pin!(judged);
@@ -126,9 +154,7 @@ impl Writer {
             let _ = sender.send(None).await;
         }
         drop(sender);
-        let written = thread
-            .join()
-            .expect("the writer thread does not panic; this is a bug");
+        let written = thread.join();
         if let Some(error) = failure {
             return Err(error);
         }

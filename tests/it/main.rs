@@ -18,5 +18,8 @@ mod e2e;
 mod faults;
 mod journal;
 mod rerank;
+mod settings;
+mod snapshots;
 mod stub;
 mod support;
+mod types;

@@ -14,23 +14,68 @@ pub fn rejudge() -> Command {
     command
 }
 
+/// A `rejudge rerank` command line under construction: the input, `--quiet`, and whatever the
+/// test adds; `run`, `succeeds` and `fails` execute it.
+pub struct Rerank {
+    command: Command,
+}
+
+impl Rerank {
+    /// `rejudge rerank INPUT --quiet`.
+    pub fn new(input: &Path) -> Self {
+        let mut command = rejudge();
+        command.arg("rerank").arg(input).arg("--quiet");
+        Rerank { command }
+    }
+
+    /// Judged by the server at `url` as model `stub-judge`.
+    pub fn judge(mut self, url: &str) -> Self {
+        self.command
+            .args(["--base-url", url, "--model", "stub-judge"]);
+        self
+    }
+
+    /// Into the folder `output`.
+    pub fn output(mut self, output: &Path) -> Self {
+        self.command.arg("--output").arg(output);
+        self
+    }
+
+    /// More flags.
+    pub fn args(mut self, arguments: &[&str]) -> Self {
+        self.command.args(arguments);
+        self
+    }
+
+    /// Runs it, whatever the outcome.
+    pub fn run(mut self) -> Output {
+        self.command.output().expect("the binary runs")
+    }
+
+    /// Runs it and asserts it succeeded.
+    pub fn succeeds(self) -> Output {
+        let output = self.run();
+        succeeded(&output);
+        output
+    }
+
+    /// Runs it and asserts it failed with exit status 1; returns its stderr.
+    pub fn fails(self) -> String {
+        let output = self.run();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "expected exit 1: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    }
+}
+
 /// Runs `rejudge rerank INPUT --base-url URL --model stub-judge --output OUTPUT` plus `extra`.
 pub fn rerank(input: &Path, output: &Path, url: &str, extra: &[&str]) -> Output {
-    rejudge()
-        .arg("rerank")
-        .arg(input)
-        .args([
-            "--base-url",
-            url,
-            "--model",
-            "stub-judge",
-            "--quiet",
-            "--output",
-        ])
-        .arg(output)
+    Rerank::new(input)
+        .judge(url)
+        .output(output)
         .args(extra)
-        .output()
-        .expect("the binary runs")
+        .run()
 }
 
 /// Asserts a run succeeded, showing its output when it did not.
