@@ -107,9 +107,10 @@ fn main() {
         let rate = runtime.block_on(async {
             let local = judge(&model, threads, sequences, 512);
             let started = Instant::now();
-            let replies =
-                futures_util::future::join_all(requests.iter().map(|request| local.attempt(request)))
-                    .await;
+            let replies = futures_util::future::join_all(
+                requests.iter().map(|request| local.attempt(request)),
+            )
+            .await;
             assert!(replies.iter().all(Result::is_ok));
             requests.len() as f64 / started.elapsed().as_secs_f64()
         });
