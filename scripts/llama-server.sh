@@ -7,7 +7,9 @@ set -euo pipefail
 
 version=11434.0.0
 cache="${REJUDGE_CACHE:-$HOME/.cache/rejudge}"
-root="$cache/llama.cpp-$version"
+# The "-noamx" suffix marks builds without ggml's AMX kernels, which crash under some
+# hypervisors on Xeons that report AMX (earlier builds in the cache are not reused).
+root="$cache/llama.cpp-$version-noamx"
 bin="$root/bin"
 
 if [[ -x "$bin/llama-server" && -x "$bin/llama-bench" ]]; then
@@ -30,7 +32,10 @@ fi
 
 echo "rejudge: building llama-server and llama-bench (a few minutes, once)" >&2
 build="$root/build"
+flags=""
+if [[ "$(uname -m)" == x86_64 ]]; then flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"; fi
 cmake -S "$root/src/llama.cpp" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
   -DLLAMA_BUILD_SERVER=ON -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >&2
 cmake --build "$build" --config Release -j "$(nproc)" --target llama-server llama-bench >&2

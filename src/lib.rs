@@ -14,7 +14,8 @@
 //! - [`journal`]: the crash-safe store of every request, for exact resume;
 //! - [`run`]: the pipeline that ties them together;
 //! - [`report`]: statistics, `report.json` and the dataset card;
-//! - [`settings`]: flags, environment and config file resolved into one struct.
+//! - [`settings`]: flags, environment and config file resolved into one struct;
+//! - [`secrets`]: keeping API keys and credentials out of everything stored or shown.
 //!
 //! The library never reads environment variables and never prints; the `rejudge` binary does.
 //!
@@ -23,7 +24,7 @@
 //! ```no_run
 //! use rejudge::judge::{OpenAiConfig, OpenAiJudge};
 //! use rejudge::prompt::PromptBuilder;
-//! use rejudge::run::{Input, Silent, rerank};
+//! use rejudge::run::{Input, Silent, Stop, rerank};
 //! use rejudge::settings::{Settings, SettingsLayer};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,8 +42,10 @@
 //!     sampling: settings.sampling(),
 //!     timeout: settings.timeout(),
 //!     structured_output: true,
+//!     max_response_bytes: settings.max_response_bytes,
 //! })?;
-//! let report = rerank(input, &prompt, &judge, &settings.run_config(), &Silent).await?;
+//! let run = settings.run_config();
+//! let report = rerank(input, &prompt, &judge, &run, &Silent, &Stop::default()).await?;
 //! assert_eq!(report.rows, report.outcomes.values().sum::<u64>());
 //! # Ok(())
 //! # }
@@ -56,5 +59,6 @@ pub mod judge;
 pub mod prompt;
 pub mod report;
 pub mod run;
+pub mod secrets;
 pub mod settings;
 pub mod verdict;

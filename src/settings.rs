@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 /// Tokens of context per sequence of the in-process judge by default.
 pub const DEFAULT_CONTEXT_SIZE: u32 = 4096;
+/// The largest response body read by default: a judgment is a few kilobytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 /// The rubric language: detected from the prompts, or given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -70,6 +72,7 @@ pub struct SettingsLayer {
     pub timeout: Option<f64>,
     pub max_attempts: Option<u32>,
     pub limit: Option<u64>,
+    pub max_response_bytes: Option<usize>,
 }
 
 macro_rules! over {
@@ -108,7 +111,8 @@ impl SettingsLayer {
             concurrency,
             timeout,
             max_attempts,
-            limit
+            limit,
+            max_response_bytes
         )
     }
 
@@ -193,6 +197,7 @@ pub struct Settings {
     pub max_attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    pub max_response_bytes: usize,
 }
 
 impl Settings {
@@ -230,6 +235,9 @@ impl Settings {
             timeout: layer.timeout.unwrap_or(DEFAULT_TIMEOUT),
             max_attempts: layer.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             limit: layer.limit,
+            max_response_bytes: layer
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
         };
         settings.check()?;
         Ok(settings)
@@ -274,6 +282,12 @@ impl Settings {
             ("context-size", Some(self.context_size.into()), 256, 1 << 20),
             ("threads", self.threads.map(|t| t as u64), 1, 1024),
             ("limit", self.limit, 1, u64::MAX),
+            (
+                "max-response-bytes",
+                Some(self.max_response_bytes as u64),
+                1 << 10,
+                1 << 30,
+            ),
         ];
         for (key, value, low, high) in whole {
             if let Some(value) = value.filter(|value| !(low..=high).contains(value)) {
@@ -294,7 +308,12 @@ impl Settings {
 
     /// The settings as the TOML a config file holds: every key, no secrets.
     pub fn to_toml(&self) -> String {
-        let body = toml::to_string(self).expect("settings serialise to TOML; this is a bug");
+        let mut stored = self.clone();
+        stored.base_url = stored
+            .base_url
+            .as_deref()
+            .map(crate::judge::openai::without_credentials);
+        let body = toml::to_string(&stored).expect("settings serialise to TOML; this is a bug");
         format!(
             "# The settings of this rejudge run; `rejudge rerank --config FILE` repeats it.\n{body}"
         )
@@ -318,6 +337,7 @@ impl Settings {
                 max_attempts: self.max_attempts,
                 ..RetryPolicy::default()
             },
+            settings: Some(self.to_toml()),
         }
     }
 

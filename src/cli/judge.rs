@@ -20,10 +20,11 @@ pub async fn build(settings: &Settings) -> Result<AnyJudge> {
     let config = OpenAiConfig {
         base_url: base_url.clone(),
         model,
-        api_key: api_key(settings.api_key_env.as_deref())?,
+        api_key: api_key(settings.api_key_env.as_deref(), base_url)?,
         sampling: settings.sampling(),
         timeout: settings.timeout(),
         structured_output: true,
+        max_response_bytes: settings.max_response_bytes,
     };
     Ok(AnyJudge::OpenAi(OpenAiJudge::new(config)?))
 }
@@ -70,15 +71,18 @@ pub fn is_demo_model(judge: &AnyJudge) -> bool {
     judge.model().contains("gemma-3-270m")
 }
 
-/// The API key from the named variable, or the default ones; never printed.
-fn api_key(name: Option<&str>) -> Result<Option<ApiKey>> {
+/// The API key from the named variable, else `OPENAI_API_KEY`, else `HF_TOKEN` for Hugging Face
+/// hosts only: a Hub token must not reach any other server unasked. Never printed.
+fn api_key(name: Option<&str>, base_url: &str) -> Result<Option<ApiKey>> {
     match name {
         Some(name) => match variable(name) {
             Some(key) => Ok(Some(ApiKey::new(key))),
             None => bail!("--api-key-env {name}: the variable is not set or empty"),
         },
         None => Ok(variable("OPENAI_API_KEY")
-            .or_else(|| variable("HF_TOKEN"))
+            .or_else(|| {
+                variable("HF_TOKEN").filter(|_| rejudge::secrets::is_hugging_face(base_url))
+            })
             .map(ApiKey::new)),
     }
 }

@@ -3,15 +3,17 @@
 
 mod judge;
 mod progress;
+mod signals;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rejudge::dataset::OutputFormat;
 use rejudge::judge::Scoring;
 use rejudge::prompt::{Language, Order, PromptBuilder};
-use rejudge::run::{Input, dry_run, rerank};
+use rejudge::run::{Input, Stop, dry_run, rerank};
 use rejudge::settings::{LanguageChoice, Settings, SettingsLayer};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Re-rank preference datasets with an LLM judge: swap wrong pairs, flag ties, keep every row.
 #[derive(Debug, Parser)]
@@ -150,6 +152,9 @@ struct RerankArguments {
     /// Only the first N rows.
     #[arg(long)]
     limit: Option<u64>,
+    /// The largest judge answer read, in bytes; a larger one fails its row [default: 4194304].
+    #[arg(long)]
+    max_response_bytes: Option<usize>,
     /// Show the first rendered prompt and a token estimate; call no judge.
     #[arg(long)]
     dry_run: bool,
@@ -202,6 +207,7 @@ impl RerankArguments {
             timeout: self.timeout,
             max_attempts: self.max_attempts,
             limit: self.limit,
+            max_response_bytes: self.max_response_bytes,
         }
     }
 
@@ -215,19 +221,28 @@ impl RerankArguments {
     }
 }
 
+/// How a command ended, for the exit status.
+pub enum Finish {
+    /// Every row has a verdict (or cannot be judged).
+    Complete,
+    /// The run finished, but some rows failed; running it again retries them.
+    FailedRows,
+}
+
 /// Runs a parsed command line.
-pub fn execute(arguments: Arguments) -> Result<()> {
+pub fn execute(arguments: Arguments) -> Result<Finish> {
     match arguments.command {
         Command::Rerank(arguments) => rerank_command(&arguments),
     }
 }
 
-fn rerank_command(arguments: &RerankArguments) -> Result<()> {
+fn rerank_command(arguments: &RerankArguments) -> Result<Finish> {
     let settings = arguments.settings()?;
     let input = Input::open(Path::new(&settings.input), &settings.column_overrides())?;
     let prompt = prompt(&settings, &input)?;
     if arguments.dry_run {
-        return print_dry_run(&input, &prompt, &settings);
+        print_dry_run(&input, &prompt, &settings)?;
+        return Ok(Finish::Complete);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -238,23 +253,25 @@ fn rerank_command(arguments: &RerankArguments) -> Result<()> {
             "note: the judge is the tiny gemma-3-270m demo model; its verdicts show the pipeline working, not real quality"
         );
     }
-    save_settings(&settings)?;
+    let stop = Arc::new(Stop::default());
+    runtime.spawn(signals::watch(stop.clone()));
     let progress = progress::Bar::new(arguments.quiet);
-    let report = runtime.block_on(rerank(
-        input,
-        &prompt,
-        &judge,
-        &settings.run_config(),
-        &progress,
-    ))?;
+    let config = settings.run_config();
+    let report = runtime.block_on(rerank(input, &prompt, &judge, &config, &progress, &stop));
     progress.done();
+    let report = report?;
     println!("{}", report.summary_table().trim_end());
     println!(
         "wrote {} and {}",
         report.output.display(),
         settings.output.join("report.json").display()
     );
-    Ok(())
+    let failed = report.outcomes.get("failed").copied().unwrap_or(0);
+    if failed > 0 {
+        eprintln!("rejudge: {failed} rows failed; run the same command to try them again");
+        return Ok(Finish::FailedRows);
+    }
+    Ok(Finish::Complete)
 }
 
 fn prompt(settings: &Settings, input: &Input) -> Result<PromptBuilder> {
@@ -272,14 +289,6 @@ fn prompt(settings: &Settings, input: &Input) -> Result<PromptBuilder> {
     })
 }
 
-/// Writes `OUTPUT/rejudge.toml` before any judge call, so even an interrupted run can be
-/// repeated from its folder.
-fn save_settings(settings: &Settings) -> Result<()> {
-    fs_err::create_dir_all(&settings.output)?;
-    fs_err::write(settings.output.join("rejudge.toml"), settings.to_toml())?;
-    Ok(())
-}
-
 fn print_dry_run(input: &Input, prompt: &PromptBuilder, settings: &Settings) -> Result<()> {
     let estimate = dry_run(input, prompt, &settings.run_config(), settings.max_tokens)?;
     match &estimate.first_messages {
@@ -292,9 +301,10 @@ fn print_dry_run(input: &Input, prompt: &PromptBuilder, settings: &Settings) -> 
     }
     println!("---");
     println!(
-        "{} rows to judge, {} invalid; about {} prompt tokens and at most {} completion tokens in all (template sha256 {})",
+        "{} rows to judge, {} invalid, {} with identical responses; about {} prompt tokens and at most {} completion tokens in all (template sha256 {})",
         estimate.rows,
         estimate.invalid,
+        estimate.identical,
         estimate.prompt_tokens,
         estimate.completion_tokens_at_most,
         &prompt.template_hash()[..12]

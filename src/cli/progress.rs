@@ -98,10 +98,15 @@ impl Progress for Bar {
             return;
         }
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        let tokens = self.tokens.fetch_add(
-            usage.prompt_tokens + usage.completion_tokens,
-            Ordering::Relaxed,
-        );
+        // A server can report any token count; the total saturates instead of wrapping.
+        let spent = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+        let before = self
+            .tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
+                Some(total.saturating_add(spent))
+            })
+            .unwrap_or_else(|total| total);
+        let tokens = before.saturating_add(spent);
         let failed = self.failed.load(Ordering::Relaxed) + u64::from(outcome == Outcome::Failed);
         if outcome == Outcome::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);

@@ -107,6 +107,23 @@ pub struct Entry {
     pub error: Option<String>,
 }
 
+/// An answer found in the journal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    /// A parsed judgment, and the tokens its request used.
+    Judged(Judgment, Usage),
+    /// An answer that did not parse: the run that got it asked again with a reminder quoting it,
+    /// and a resumed run follows the same path from here without a new request.
+    Unparseable {
+        /// The judge's raw answer.
+        response: String,
+        /// Why it did not parse.
+        error: String,
+        /// The tokens its request used.
+        usage: Usage,
+    },
+}
+
 /// Errors of the journal; any of them stops the run, since answers could otherwise be lost.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -156,12 +173,9 @@ type Shared = Arc<rusqlite::Error>;
 type Acknowledgement = oneshot::Sender<Result<(), Shared>>;
 
 enum Command {
-    Lookup(
-        RequestKey,
-        oneshot::Sender<Result<Option<(Judgment, Usage)>, Shared>>,
-    ),
+    Lookup(RequestKey, oneshot::Sender<Result<Option<Stored>, Shared>>),
     Record(Box<Entry>, Acknowledgement),
-    FinishedRows(RequestKey, oneshot::Sender<Result<u64, Shared>>),
+    IsEmpty(oneshot::Sender<Result<bool, Shared>>),
 }
 
 /// A handle on the journal thread.
@@ -230,8 +244,9 @@ impl Journal {
         &self.path
     }
 
-    /// The successful answer to `key` and the tokens it cost, if one is recorded.
-    pub async fn lookup(&self, key: RequestKey) -> Result<Option<(Judgment, Usage)>, JournalError> {
+    /// The answer recorded for `key`: a judgment, or an answer that did not parse. Failed
+    /// requests are not answers: they are asked again.
+    pub async fn lookup(&self, key: RequestKey) -> Result<Option<Stored>, JournalError> {
         self.ask(|reply| Command::Lookup(key, reply)).await
     }
 
@@ -241,9 +256,9 @@ impl Journal {
             .await
     }
 
-    /// Rows with a successful answer recorded under the run signature `run`.
-    pub async fn finished_rows(&self, run: RequestKey) -> Result<u64, JournalError> {
-        self.ask(|reply| Command::FinishedRows(run, reply)).await
+    /// Whether nothing is recorded yet (a fresh run need not look for earlier answers).
+    pub async fn is_empty(&self) -> Result<bool, JournalError> {
+        self.ask(Command::IsEmpty).await
     }
 
     async fn ask<T>(
@@ -321,8 +336,8 @@ fn serve(mut connection: Connection, commands: &mpsc::Receiver<Command>) {
                 Command::Lookup(key, reply) => {
                     let _ = reply.send(lookup(&connection, key).map_err(Arc::new));
                 }
-                Command::FinishedRows(run, reply) => {
-                    let _ = reply.send(finished_rows(&connection, run).map_err(Arc::new));
+                Command::IsEmpty(reply) => {
+                    let _ = reply.send(is_empty(&connection).map_err(Arc::new));
                 }
                 Command::Record(entry, reply) => pending.push((entry, reply)),
             }
@@ -344,38 +359,47 @@ fn serve(mut connection: Connection, commands: &mpsc::Receiver<Command>) {
     }
 }
 
-fn lookup(connection: &Connection, key: RequestKey) -> rusqlite::Result<Option<(Judgment, Usage)>> {
+fn lookup(connection: &Connection, key: RequestKey) -> rusqlite::Result<Option<Stored>> {
     let mut statement = connection.prepare_cached(
-        "SELECT judgment, prompt_tokens, completion_tokens FROM requests WHERE key = ?1 AND status = 'ok'",
+        "SELECT status, judgment, response, error, prompt_tokens, completion_tokens
+         FROM requests WHERE key = ?1 AND status IN ('ok', 'unparseable')",
     )?;
     let found = statement
         .query_row([&key.0[..]], |row| {
+            let usage = Usage {
+                prompt_tokens: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+                completion_tokens: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
+            };
+            let text = |column| row.get::<_, Option<String>>(column);
             Ok((
-                row.get::<_, Option<String>>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
+                row.get::<_, String>(0)?,
+                text(1)?,
+                text(2)?,
+                text(3)?,
+                usage,
             ))
         })
         .optional()?;
-    Ok(
-        found.and_then(|(judgment, prompt_tokens, completion_tokens)| {
-            // An entry whose judgment no longer parses is treated as absent and asked again.
-            let judgment = serde_json::from_str(judgment.as_deref()?).ok()?;
-            let usage = Usage {
-                prompt_tokens: u64::try_from(prompt_tokens).unwrap_or(0),
-                completion_tokens: u64::try_from(completion_tokens).unwrap_or(0),
-            };
-            Some((judgment, usage))
-        }),
-    )
+    // An entry that no longer reads back is treated as absent and asked again.
+    Ok(found.and_then(
+        |(status, judgment, response, error, usage)| match status.as_str() {
+            "ok" => Some(Stored::Judged(
+                serde_json::from_str(judgment.as_deref()?).ok()?,
+                usage,
+            )),
+            _ => Some(Stored::Unparseable {
+                response: response?,
+                error: error.unwrap_or_default(),
+                usage,
+            }),
+        },
+    ))
 }
 
-fn finished_rows(connection: &Connection, run: RequestKey) -> rusqlite::Result<u64> {
-    connection.query_row(
-        "SELECT COUNT(DISTINCT row_index) FROM requests WHERE run = ?1 AND status = 'ok'",
-        [&run.0[..]],
-        |row| row.get::<_, i64>(0).map(|n| u64::try_from(n).unwrap_or(0)),
-    )
+fn is_empty(connection: &Connection) -> rusqlite::Result<bool> {
+    connection.query_row("SELECT NOT EXISTS (SELECT 1 FROM requests)", [], |row| {
+        row.get(0)
+    })
 }
 
 /// SQLite stores signed 64-bit integers; counts beyond that saturate rather than wrap.
@@ -474,15 +498,14 @@ mod tests {
                 .unwrap();
         }
         let journal = Journal::open(&path).unwrap();
-        let (stored, usage) = journal
-            .lookup(good)
-            .await
-            .unwrap()
-            .expect("the answer was kept");
-        assert_eq!(stored, judgment());
-        assert_eq!(usage.prompt_tokens, 10);
+        let stored = journal.lookup(good).await.unwrap();
+        let usage = Usage {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+        };
+        assert_eq!(stored, Some(Stored::Judged(judgment(), usage)));
         assert_eq!(journal.lookup(bad).await.unwrap(), None);
-        assert_eq!(journal.finished_rows(RequestKey([1; 32])).await.unwrap(), 1);
+        assert!(!journal.is_empty().await.unwrap());
     }
 
     #[tokio::test]

@@ -77,6 +77,14 @@ pub enum JudgeError {
         /// A short excerpt of the body.
         body: String,
     },
+    /// The response body was larger than allowed.
+    #[error("the answer from {url} exceeds {limit} bytes")]
+    TooLarge {
+        /// The address called.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The model declined to judge.
     #[error("the judge refused: {text}")]
     Refusal {
@@ -129,7 +137,7 @@ pub fn classify(error: &JudgeError) -> Class {
         | JudgeError::Transport { .. }
         | JudgeError::Malformed { .. } => Class::Transient,
         JudgeError::Tls { .. } | JudgeError::Request { .. } => Class::Setup,
-        JudgeError::Refusal { .. } => Class::Row,
+        JudgeError::Refusal { .. } | JudgeError::TooLarge { .. } => Class::Row,
         JudgeError::Local { stopped, .. } => {
             if *stopped {
                 Class::Setup
@@ -162,6 +170,33 @@ fn mentions_unknown_model(body: &str) -> bool {
         ]
         .iter()
         .any(|phrase| body.contains(phrase))
+}
+
+/// What a user can do about a failure that stops a run before or while it fans out.
+pub fn hint(error: &JudgeError) -> Option<String> {
+    let text = match error {
+        JudgeError::Status { status: 401, .. } => {
+            "the server refused the API key; --api-key-env names the variable that holds it (by default OPENAI_API_KEY, or HF_TOKEN for Hugging Face hosts)".to_owned()
+        }
+        JudgeError::Status { status: 403, .. } => {
+            "the key is valid but may not use this model or endpoint".to_owned()
+        }
+        JudgeError::Status { status: 404, url, .. } if !url.contains("/v1/") => {
+            "the base URL usually ends in /v1, e.g. http://localhost:8000/v1".to_owned()
+        }
+        JudgeError::Status { status: 400 | 404 | 422, .. } => {
+            "check --model: BASE_URL/models lists the models the server serves".to_owned()
+        }
+        JudgeError::Connect { refused: true, url, .. } => format!(
+            "nothing listens at {url}; is the server running, and on this port?"
+        ),
+        JudgeError::Tls { .. } => {
+            "check the scheme (http:// or https://) and the server's certificate".to_owned()
+        }
+        JudgeError::Request { .. } => "check --base-url".to_owned(),
+        _ => return None,
+    };
+    Some(text)
 }
 
 /// The error with its causes, as one line: the text stored in `failure_reason` and the journal.

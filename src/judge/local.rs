@@ -317,10 +317,10 @@ impl<'m> Engine<'m> {
         let mut digits = Vec::new();
         for digit in 1..=5usize {
             for spelling in [format!("{digit}"), format!(" {digit}")] {
-                if let [token] = vocab.tokenize(spelling.as_bytes(), false, false)[..] {
-                    if !digits.contains(&(digit, token)) {
-                        digits.push((digit, token));
-                    }
+                if let [token] = vocab.tokenize(spelling.as_bytes(), false, false)[..]
+                    && !digits.contains(&(digit, token))
+                {
+                    digits.push((digit, token));
                 }
             }
         }
@@ -644,6 +644,8 @@ impl<'m> Engine<'m> {
                 completion_tokens: active.generated as u64,
             },
             distributions,
+            // The grammar compiled from the schema allows nothing else.
+            structured: true,
             attempts: 1,
             latency: active.started.elapsed(),
         };

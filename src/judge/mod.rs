@@ -78,6 +78,9 @@ pub struct Reply {
     pub usage: Usage,
     /// Score distributions at the two score positions (A, then B), under log-probability scoring.
     pub distributions: Option<[[f64; 5]; 2]>,
+    /// Whether the answer was generated under the judgment schema (a `response_format` the
+    /// server accepted, or a grammar), so that it must be exactly one object of that schema.
+    pub structured: bool,
     /// Attempts made, 1 when the first succeeded (set by [`Retrying`]).
     pub attempts: u32,
     /// Wall time from the first attempt to the answer (set by [`Retrying`]).

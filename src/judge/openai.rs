@@ -10,6 +10,7 @@
 use super::error::JudgeError;
 use super::{Judge, JudgeRequest, Reply, Sampling, Scoring, Usage, score_distributions};
 use crate::prompt::judgment_schema;
+use crate::secrets::Redactor;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,6 +58,8 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
     /// Whether to ask for `response_format` `json_schema` at all.
     pub structured_output: bool,
+    /// The largest response body read; a longer one fails the request.
+    pub max_response_bytes: usize,
 }
 
 /// The OpenAI-compatible judge.
@@ -66,6 +69,7 @@ pub struct OpenAiJudge {
     url: String,
     shown_url: String,
     structured_output: AtomicBool,
+    redactor: Redactor,
 }
 
 impl OpenAiJudge {
@@ -82,12 +86,15 @@ impl OpenAiJudge {
                 url: shown_url.clone(),
                 source: Arc::new(error),
             })?;
+        let secrets = config.api_key.iter().map(|key| key.expose().to_owned());
+        let redactor = Redactor::new(secrets).with_url_credentials(&config.base_url);
         Ok(OpenAiJudge {
             client,
             structured_output: AtomicBool::new(config.structured_output),
             config,
             url,
             shown_url,
+            redactor,
         })
     }
 
@@ -136,29 +143,55 @@ impl OpenAiJudge {
         let retry_after = header("retry-after")
             .and_then(|value| super::parse_retry_after(&value, SystemTime::now()));
         let request_id = header("x-request-id").or_else(|| header("request-id"));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let body = self.read_body(response).await?;
         if !(200..300).contains(&status) {
             return Err(JudgeError::Status {
                 status,
                 url: self.shown_url.clone(),
-                request_id,
-                body: excerpt(&body),
+                request_id: request_id.map(|id| self.redactor.scrub(&id).into_owned()),
+                body: self.redactor.scrub(&server_words(&body)).into_owned(),
                 retry_after,
             });
         }
-        reply_of(&body).map_err(|error| match error {
-            Unreadable::Refusal(text) => JudgeError::Refusal { text },
+        let mut reply = reply_of(&body, structured).map_err(|error| match error {
+            Unreadable::Refusal(text) => JudgeError::Refusal {
+                text: self.redactor.scrub(&text).into_owned(),
+            },
             Unreadable::Malformed => JudgeError::Malformed {
                 url: self.shown_url.clone(),
-                body: excerpt(&body),
+                body: self.redactor.scrub(&excerpt(&body)).into_owned(),
             },
-        })
+        })?;
+        // A server can echo the request into the completion itself.
+        if let std::borrow::Cow::Owned(clean) = self.redactor.scrub(&reply.text) {
+            reply.text = clean;
+        }
+        Ok(reply)
+    }
+
+    /// The body, up to the configured size; a larger one is refused without reading it whole.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, JudgeError> {
+        let limit = self.config.max_response_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(JudgeError::TooLarge {
+                    url: self.shown_url.clone(),
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_error(&self, error: reqwest::Error) -> JudgeError {
+        // reqwest's message would carry the full address, credentials included.
+        let error = error.without_url();
         let url = self.shown_url.clone();
         let chain = super::error::describe(&error).to_ascii_lowercase();
         if error.is_timeout() {
@@ -260,12 +293,13 @@ enum Unreadable {
 /// The text, usage and score distributions of a chat completion.
 type Completion = (String, Usage, Option<[[f64; 5]; 2]>);
 
-fn reply_of(body: &[u8]) -> Result<Reply, Unreadable> {
+fn reply_of(body: &[u8], structured: bool) -> Result<Reply, Unreadable> {
     let (text, usage, distributions) = completion_of(body)?;
     Ok(Reply {
         text,
         usage,
         distributions,
+        structured,
         attempts: 1,
         latency: Duration::ZERO,
     })
@@ -328,6 +362,29 @@ fn token_candidates(entry: &Value) -> (String, Vec<(String, f64)>) {
         })
         .unwrap_or_default();
     (token, candidates)
+}
+
+/// What the server said: the message of a JSON error body (`{"error": {"message": ...}}`,
+/// `{"error": "..."}`, `{"message": ...}`, `{"detail": ...}`), else an excerpt of the body.
+fn server_words(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| {
+            let error = value.get("error");
+            [
+                error.and_then(|e| e.get("message")),
+                error,
+                value.get("message"),
+                value.get("detail"),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|candidate| candidate.as_str().map(str::to_owned))
+        });
+    match message {
+        Some(message) => excerpt(message.as_bytes()),
+        None => excerpt(body),
+    }
 }
 
 fn excerpt(body: &[u8]) -> String {

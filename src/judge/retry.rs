@@ -112,6 +112,17 @@ impl<J: Judge> Retrying<J> {
 
     /// Gets a reply, trying again after transient failures as the policy allows.
     pub async fn ask(&self, request: &JudgeRequest) -> Result<Reply, Failure> {
+        self.ask_with(request, false).await
+    }
+
+    /// Like [`ask`](Self::ask) for the first request of a run, which decides whether the judge
+    /// is there at all: a refused connection is final at once (nothing listens at the address)
+    /// instead of costing every retry.
+    pub async fn ask_first(&self, request: &JudgeRequest) -> Result<Reply, Failure> {
+        self.ask_with(request, true).await
+    }
+
+    async fn ask_with(&self, request: &JudgeRequest, first: bool) -> Result<Reply, Failure> {
         let started = Instant::now();
         let mut attempts = 0;
         loop {
@@ -124,7 +135,8 @@ impl<J: Judge> Retrying<J> {
                 }
                 Err(error) => error,
             };
-            if classify(&error) != Class::Transient || !self.policy.allows(attempts) {
+            let retry = classify(&error) == Class::Transient && !(first && error.is_refused());
+            if !retry || !self.policy.allows(attempts) {
                 return Err(Failure { error, attempts });
             }
             self.retries.fetch_add(1, Ordering::Relaxed);

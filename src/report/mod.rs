@@ -60,6 +60,8 @@ pub struct Requests {
     pub sent: u64,
     /// Served from the journal, with no call.
     pub from_journal: u64,
+    /// Identical requests in flight together, sent once and shared.
+    pub deduplicated: u64,
     /// Retries after transient failures.
     pub retried: u64,
     /// Asked again because an answer did not parse.
@@ -89,6 +91,7 @@ pub struct Tally {
     outcomes: BTreeMap<Outcome, u64>,
     tokens: Tokens,
     positions: Positions,
+    scored: u64,
     score_sums: [f64; 2],
     reasons: BTreeMap<String, u64>,
 }
@@ -105,10 +108,12 @@ impl Tally {
             .saturating_add(usage.completion_tokens);
         self.count_position(verdict);
         if let (Some(chosen), Some(rejected)) = (&verdict.chosen, &verdict.rejected) {
+            self.scored += 1;
             self.score_sums[0] += chosen.score;
             self.score_sums[1] += rejected.score;
         }
-        if let Some(reason) = &verdict.reason {
+        let unscored = matches!(verdict.outcome, Outcome::Failed | Outcome::Invalid);
+        if let (true, Some(reason)) = (unscored, &verdict.reason) {
             *self.reasons.entry(reason_class(reason)).or_default() += 1;
         }
     }
@@ -154,6 +159,8 @@ pub struct Report {
     pub input: String,
     /// The output data file.
     pub output: PathBuf,
+    /// The data files, relative to the output folder (what the card's `configs` name).
+    pub files: Vec<String>,
     /// Rows written (equal to the rows read).
     pub rows: u64,
     /// Rows per outcome.
@@ -216,6 +223,7 @@ impl Report {
         Report {
             rejudge_version: env!("CARGO_PKG_VERSION").to_owned(),
             input: description.input,
+            files: data_files(&measures.output),
             output: measures.output,
             rows,
             outcomes,
@@ -289,9 +297,7 @@ impl Report {
 }
 
 fn mean_scores(tally: &Tally) -> BTreeMap<String, f64> {
-    let scored = tally.outcome(Outcome::Kept)
-        + tally.outcome(Outcome::Swapped)
-        + tally.outcome(Outcome::Tie);
+    let scored = tally.scored;
     if scored == 0 {
         return BTreeMap::new();
     }
@@ -309,10 +315,42 @@ fn top_reasons(reasons: BTreeMap<String, u64>) -> Vec<(String, u64)> {
     reasons
 }
 
-/// Groups failure reasons that differ only in details (row-specific numbers and excerpts).
+/// The data file as the output folder names it: `data/NAME`.
+fn data_files(output: &Path) -> Vec<String> {
+    output
+        .file_name()
+        .map(|name| vec![format!("data/{}", name.to_string_lossy())])
+        .unwrap_or_default()
+}
+
+/// Groups failure reasons that differ only in row-specific details: numbers of four digits or
+/// more (ports, ids, offsets) become `N`, and the text is cut to a readable length. The
+/// server's message itself is kept.
 fn reason_class(reason: &str) -> String {
-    let head: String = reason.split(": ").take(2).collect::<Vec<_>>().join(": ");
-    head.chars().take(120).collect()
+    const LONGEST: usize = 200;
+    let mut class = String::with_capacity(reason.len().min(LONGEST));
+    let mut number = String::new();
+    let flush = |number: &mut String, class: &mut String| {
+        if number.len() > 3 {
+            class.push('N');
+        } else {
+            class.push_str(number);
+        }
+        number.clear();
+    };
+    for character in reason.chars() {
+        if character.is_ascii_digit() {
+            number.push(character);
+        } else {
+            flush(&mut number, &mut class);
+            class.push(character);
+        }
+    }
+    flush(&mut number, &mut class);
+    if class.chars().count() > LONGEST {
+        class = format!("{}...", class.chars().take(LONGEST).collect::<String>());
+    }
+    class
 }
 
 /// Writes a file through a temporary sibling and a rename.
@@ -382,6 +420,7 @@ mod tests {
             requests: Requests {
                 sent: 5,
                 from_journal: 0,
+                deduplicated: 0,
                 retried: 5,
                 parse_retries: 0,
             },

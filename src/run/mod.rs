@@ -7,6 +7,7 @@
 //! become data; only input, output and journal errors stop a run.
 
 mod ask;
+mod folder;
 mod sink;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,8 @@ pub struct RunConfig {
     pub policy: DecisionPolicy,
     /// Attempts and backoff per request.
     pub retry: RetryPolicy,
+    /// The settings to write to `OUTPUT/rejudge.toml` once the folder is locked.
+    pub settings: Option<String>,
 }
 
 /// Errors that stop a run.
@@ -66,6 +69,98 @@ pub enum RunError {
     /// Writing the report failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The output folder could not be prepared.
+    #[error(transparent)]
+    Folder(std::io::Error),
+    /// Another run holds the output folder.
+    #[error("{folder} is in use by another rejudge run (pid {pid})", folder = folder.display())]
+    Busy {
+        /// The output folder.
+        folder: PathBuf,
+        /// The process holding it, as it wrote itself into the lock file.
+        pid: String,
+    },
+    /// The output's data folder holds files no rejudge run wrote.
+    #[error(
+        "{folder} holds files rejudge did not write: {files}\nhint: `datasets` would load them together with the re-ranked rows; choose another --output, or move them",
+        folder = folder.display()
+    )]
+    ForeignFiles {
+        /// The data folder.
+        folder: PathBuf,
+        /// Their names.
+        files: String,
+    },
+    /// The template cannot render the rows (an undefined variable, say).
+    #[error("{0}")]
+    Template(String),
+    /// The judge's first request showed that no request can succeed.
+    #[error("the judge cannot be used: {message}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    Setup {
+        /// The failure, in the server's words.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+    /// Many requests in a row failed with a setup error; the run stopped.
+    #[error("stopped after {count} requests in a row failed: {message}{}\nrun the same command to resume", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    Stopped {
+        /// The failures in a row.
+        count: u32,
+        /// The last failure.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+    /// The run was asked to stop (Ctrl-C, SIGTERM); every answer received is in the journal.
+    #[error("interrupted: {done} of {total} rows done; run the same command to resume")]
+    Interrupted {
+        /// Rows with a verdict.
+        done: u64,
+        /// Rows in the run.
+        total: u64,
+    },
+}
+
+/// A request to stop: the first stops new requests and lets those in flight finish for a
+/// grace period; the second stops at once.
+#[derive(Debug)]
+pub struct Stop {
+    level: tokio::sync::watch::Sender<u8>,
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop {
+            level: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl Stop {
+    /// Asks the run to stop: gracefully the first time, at once the second.
+    pub fn request(&self) {
+        self.level
+            .send_modify(|level| *level = level.saturating_add(1).min(2));
+    }
+
+    /// Whether a stop was asked for.
+    pub fn requested(&self) -> bool {
+        *self.level.borrow() >= 1
+    }
+
+    /// Resolves when the run must stop at once: a second request, or the grace period after
+    /// the first.
+    pub(crate) async fn hard(&self, grace: std::time::Duration) {
+        let mut level = self.level.subscribe();
+        if level.wait_for(|l| *l >= 1).await.is_err() {
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            _ = level.wait_for(|l| *l >= 2) => {}
+            () = tokio::time::sleep(grace) => {}
+        }
+    }
 }
 
 /// Hooks for showing a run's progress; the library itself prints nothing.
@@ -179,6 +274,7 @@ fn split(batch: &Arc<RecordBatch>, columns: &ColumnMap, next_index: &mut u64) ->
 pub(crate) struct Counters {
     sent: AtomicU64,
     from_journal: AtomicU64,
+    deduplicated: AtomicU64,
     parse_retries: AtomicU64,
 }
 
@@ -189,33 +285,29 @@ pub async fn rerank<J: Judge>(
     judge: &J,
     config: &RunConfig,
     progress: &dyn Progress,
+    stop: &Stop,
 ) -> Result<Report, RunError> {
     let started = Instant::now();
-    let added = crate::verdict::fields();
-    let schema = output_schema(
-        input.dataset.path(),
-        input.dataset.schema(),
-        &input.columns,
-        &added,
-    )?;
+    let prepared = prepare(&input, prompt, config)?;
     let journal = Journal::open(&config.journal)?;
-    let asker = asker(judge, &journal, prompt, config);
+    let asker = asker(judge, &journal, prompt, config, stop);
     let total = config
         .limit
         .map_or(input.rows(), |limit| limit.min(input.rows()));
-    let finished_before = journal.finished_rows(asker.run).await?.min(total);
-    progress.start(total, finished_before);
+    let done_before = rows_done(&asker, &input, config).await?;
+    progress.start(total, done_before);
 
-    let writer = sink::spawn(config, schema, input.columns.clone())?;
+    let writer = sink::spawn(config, prepared.schema, input.columns.clone())?;
     let rows = sink::source(input.rows_iter(config.limit)?);
     let judged = rows
         .map(|row| async { asker.judge_row(row?).await })
         .buffered(config.concurrency * 4 + 64);
-    let (tally, output) = writer.drain(judged, progress).await?;
+    let (tally, output) = writer.drain(judged, progress, stop, total).await?;
+    prepared.tidy.finish()?;
 
     let measures = Measures {
         requests: asker.requests(),
-        rows_already_done: finished_before,
+        rows_already_done: done_before,
         elapsed: started.elapsed(),
         output,
     };
@@ -224,11 +316,89 @@ pub async fn rerank<J: Judge>(
     Ok(report)
 }
 
+/// What a run sets up before its first request.
+struct Prepared {
+    _lock: folder::Lock,
+    tidy: folder::Tidy,
+    schema: arrow_schema::SchemaRef,
+}
+
+/// Locks the output folder, writes the settings, checks the output's columns and the folder's
+/// files, and renders the first row, so that nothing is paid for a run that cannot finish.
+fn prepare(
+    input: &Input,
+    prompt: &PromptBuilder,
+    config: &RunConfig,
+) -> Result<Prepared, RunError> {
+    let lock = folder::lock(&config.output)?;
+    if let Some(settings) = &config.settings {
+        let path = config.output.join("rejudge.toml");
+        crate::report::write_atomically(&path, settings.as_bytes())?;
+    }
+    let added = crate::verdict::fields();
+    let schema = output_schema(
+        input.dataset.path(),
+        input.dataset.schema(),
+        &input.columns,
+        &added,
+    )?;
+    let tidy = folder::inspect(&config.output, &config.format.data_path(&config.output))?;
+    check_template(input, prompt)?;
+    Ok(Prepared {
+        _lock: lock,
+        tidy,
+        schema,
+    })
+}
+
+/// Renders the first judgeable row: a template with an undefined variable fails every row the
+/// same way, so it stops the run before any request.
+fn check_template(input: &Input, prompt: &PromptBuilder) -> Result<(), RunError> {
+    let first = input.columns.conversations(input.dataset.first_row());
+    match first.into_iter().next() {
+        Some(Ok(conversation)) => prompt
+            .render(&conversation, true)
+            .map(drop)
+            .map_err(RunError::Template),
+        _ => Ok(()),
+    }
+}
+
+/// Rows whose every answer is already in the journal, counted from their content (the rendered
+/// requests), so a changed input at the same path is not mistaken for a finished one.
+async fn rows_done<J: Judge>(
+    asker: &ask::Asker<'_, J>,
+    input: &Input,
+    config: &RunConfig,
+) -> Result<u64, RunError> {
+    if asker.journal.is_empty().await? {
+        return Ok(0);
+    }
+    let mut done = 0;
+    for row in input.rows_iter(config.limit)? {
+        let row = row?;
+        let Ok(conversation) = &row.conversation else {
+            continue;
+        };
+        let mut settled = true;
+        for &chosen_first in config.order.orders(row.index, config.seed) {
+            let Ok(messages) = asker.prompt.render(conversation, chosen_first) else {
+                settled = false;
+                break;
+            };
+            settled &= asker.settled(messages).await?;
+        }
+        done += u64::from(settled);
+    }
+    Ok(done)
+}
+
 fn asker<'a, J: Judge>(
     judge: &'a J,
     journal: &'a Journal,
     prompt: &'a PromptBuilder,
     config: &'a RunConfig,
+    stop: &'a Stop,
 ) -> ask::Asker<'a, J> {
     let fingerprint = judge.fingerprint();
     let run = run_signature(&fingerprint, prompt, config);
@@ -242,6 +412,9 @@ fn asker<'a, J: Judge>(
         model: Arc::from(judge.model()),
         permits: tokio::sync::Semaphore::new(config.concurrency.max(1)),
         counters: Counters::default(),
+        gate: ask::Gate::default(),
+        in_flight: std::sync::Mutex::default(),
+        stop,
     }
 }
 
@@ -250,6 +423,7 @@ impl<J: Judge> ask::Asker<'_, J> {
         Requests {
             sent: self.counters.sent.load(Ordering::Relaxed),
             from_journal: self.counters.from_journal.load(Ordering::Relaxed),
+            deduplicated: self.counters.deduplicated.load(Ordering::Relaxed),
             retried: self.judge.retries(),
             parse_retries: self.counters.parse_retries.load(Ordering::Relaxed),
         }
@@ -290,6 +464,8 @@ pub struct DryRun {
     pub rows: u64,
     /// Rows that cannot be judged.
     pub invalid: u64,
+    /// Rows whose two responses are the same text (ties without a request).
+    pub identical: u64,
     /// Estimated prompt tokens for the whole run (characters / 4).
     pub prompt_tokens: u64,
     /// Completion tokens at most (rows x max tokens).
@@ -310,16 +486,17 @@ pub fn dry_run(
             estimate.invalid += 1;
             continue;
         };
-        let rendered: Vec<Vec<ChatMessage>> = config
+        if conversation.chosen == conversation.rejected {
+            estimate.identical += 1;
+            continue;
+        }
+        let rendered = config
             .order
             .orders(row.index, config.seed)
             .iter()
-            .filter_map(|&chosen_first| prompt.render(conversation, chosen_first).ok())
-            .collect();
-        if rendered.is_empty() {
-            estimate.invalid += 1;
-            continue;
-        }
+            .map(|&chosen_first| prompt.render(conversation, chosen_first))
+            .collect::<Result<Vec<Vec<ChatMessage>>, String>>()
+            .map_err(|error| RunError::Template(format!("row {}: {error}", row.index)))?;
         for messages in &rendered {
             let characters: usize = messages.iter().map(|m| m.content.chars().count()).sum();
             estimate.prompt_tokens += (characters as u64).div_ceil(4) + 8 * messages.len() as u64;

@@ -2,7 +2,7 @@
 //! turns each finished batch into its output batch and writes it. File I/O, decoding and
 //! encoding stay off the async runtime.
 
-use super::{Cost, Progress, Row, RunConfig, RunError};
+use super::{Cost, Progress, Row, RunConfig, RunError, Stop};
 use crate::dataset::{ColumnMap, DatasetError, OutputWriter, output_batch};
 use crate::report::Tally;
 use crate::verdict::{Outcome, Verdict, VerdictColumns};
@@ -115,14 +115,20 @@ fn assemble(
     output_batch(batch, schema, columns, &swapped, added.finish())
 }
 
+/// How long requests in flight may finish after a stop was asked for.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Writer {
     /// Takes the judged rows in order, counts them, and hands each completed batch to the
     /// writer thread; returns the counts and the data file once everything is written. A run
-    /// that stops on an error leaves no data file.
+    /// that stops (an error, or a stop request) leaves no data file; its answers are in the
+    /// journal.
     pub(super) async fn drain(
         self,
         judged: impl Stream<Item = Result<(Row, Verdict, Cost), RunError>>,
         progress: &dyn Progress,
+        stop: &Stop,
+        total: u64,
     ) -> Result<(Tally, PathBuf), RunError> {
         // `sender` is declared last so that it is dropped first: the writer thread ends when the
         // channel closes, and `thread` joins it when a cancelled run drops this future.
@@ -130,11 +136,20 @@ impl Writer {
         let mut tally = Tally::default();
         let mut verdicts = Vec::new();
         let mut judged = std::pin::pin!(judged);
+        let mut hard = std::pin::pin!(stop.hard(GRACE));
         let mut failure = None;
-        while let Some(item) = judged.next().await {
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = &mut hard => break,
+                item = judged.next() => item,
+            };
             let (row, verdict, cost) = match item {
-                Ok(item) => item,
-                Err(error) => {
+                None => break,
+                Some(Ok(item)) => item,
+                // Rows not sent because of a stop: keep collecting those still in flight.
+                Some(Err(RunError::Interrupted { .. })) => continue,
+                Some(Err(error)) => {
                     failure = Some(error);
                     break;
                 }
@@ -142,13 +157,19 @@ impl Writer {
             tally.count(&verdict, cost.usage);
             progress.row(&verdict, cost);
             verdicts.push(verdict);
-            if row.offset + 1 == row.batch.num_rows() {
+            if row.offset + 1 == row.batch.num_rows() && !stop.requested() {
                 let finished = (row.batch, std::mem::take(&mut verdicts));
                 // A closed channel means the writer stopped on an error, which join reports.
                 if sender.send(Some(finished)).await.is_err() {
                     break;
                 }
             }
+        }
+        if stop.requested() && failure.is_none() {
+            failure = Some(RunError::Interrupted {
+                done: tally.rows(),
+                total,
+            });
         }
         if failure.is_none() {
             let _ = sender.send(None).await;

@@ -61,6 +61,7 @@ impl Judge for FakeJudge {
                 completion_tokens: 2,
             },
             distributions: None,
+            structured: false,
             attempts: 1,
             latency: Duration::ZERO,
         })
@@ -86,6 +87,7 @@ fn setup(rows: usize, concurrency: usize) -> (tempfile::TempDir, RunConfig) {
         seed: 0,
         policy: DecisionPolicy::default(),
         retry: RetryPolicy::default(),
+        settings: None,
     };
     (folder, config)
 }
@@ -93,7 +95,7 @@ fn setup(rows: usize, concurrency: usize) -> (tempfile::TempDir, RunConfig) {
 async fn run(judge: &FakeJudge, config: &RunConfig) -> Result<Report, RunError> {
     let input = Input::open(config.input.as_ref(), &ColumnOverrides::default()).unwrap();
     let prompt = PromptBuilder::builtin(Language::En);
-    rerank(input, &prompt, judge, config, &Silent).await
+    rerank(input, &prompt, judge, config, &Silent, &Stop::default()).await
 }
 
 fn ids(config: &RunConfig) -> Vec<u64> {

@@ -3,9 +3,10 @@
 
 mod columns;
 mod parse;
+mod prose;
 
 pub use columns::{VerdictColumns, fields};
-pub use parse::{distribution_from_logprobs, expected_score, parse_judgment};
+pub use parse::{AnswerFormat, distribution_from_logprobs, expected_score, parse_judgment};
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -129,6 +130,15 @@ impl Verdict {
             reason: Some(reason),
             shown_first: None,
             judge_model,
+        }
+    }
+
+    /// A row whose two responses are the same text: a tie by definition, not worth a request.
+    pub fn identical(judge_model: Arc<str>) -> Self {
+        Verdict {
+            outcome: Outcome::Tie,
+            reason: Some("chosen and rejected are identical; not sent to the judge".into()),
+            ..Verdict::invalid(String::new(), judge_model)
         }
     }
 

@@ -1,179 +1,228 @@
-//! Reading a judgment out of whatever the judge wrote.
+//! Reading a judgment out of whatever the judge wrote, without being talked into one.
 //!
-//! Servers that honour `response_format` return exactly the schema, but many do not (older vLLM,
-//! some proxies, models that wrap JSON in prose or code fences). The parser tries, in order: the
-//! whole text as JSON; each embedded JSON object; then plain-text patterns such as
-//! "Response A: 4/5".
+//! The answer is untrusted in a subtle way: the judge quotes the candidates, and a candidate can
+//! carry a ready-made verdict. So the parser reads only what the judge itself asserts:
+//!
+//! 1. `<think>` blocks are invisible (a draft there never wins; an unclosed one swallows the
+//!    rest of the answer, and a closing tag with no opening hides everything before it).
+//! 2. Every top-level JSON object in the rest is found; text inside it (rationales quoting other
+//!    objects or "Response A: 1/5") never counts, nor do objects nested under other keys.
+//! 3. Outside those objects, a prose score counts only when it follows its own label: "Response
+//!    A: 4/5", "Score B: 2", "Risposta A: punteggio 3", "A: 4, B: 2". A label's window ends at
+//!    the next label, so nothing is read across labels.
+//! 4. All the verdicts found must agree. When they do not, the last one after a marker such as
+//!    "Final answer:" or "Verdetto finale" decides; without a marker the answer is unparseable
+//!    (and the judge is asked again).
+//!
+//! Under a JSON-schema response format ([`AnswerFormat::Schema`]) the answer must be one object
+//! of that schema; only an answer that is not JSON at all (a server that ignored the format) is
+//! read with the rules above.
 
 use super::{Judgment, Rating};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// The longest answer read, in bytes: a judgment is a few hundred bytes, and scanning a huge
+/// text for JSON objects costs time for nothing.
+pub const MAX_ANSWER_BYTES: usize = 128 << 10;
+/// The most `{` positions tried as the start of a JSON object.
+const MAX_OBJECT_STARTS: usize = 2_000;
+
+/// What shape the judge was asked to answer in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFormat {
+    /// Constrained to the judgment schema (`response_format` or a grammar).
+    Schema,
+    /// Free text: the rubric asks for JSON, but nothing enforces it.
+    Text,
+}
 
 /// Parses a judgment from a judge's answer, or says what was wrong with it.
-pub fn parse_judgment(text: &str) -> Result<Judgment, String> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err("the judge returned an empty answer".into());
+pub fn parse_judgment(text: &str, format: AnswerFormat) -> Result<Judgment, String> {
+    if text.len() > MAX_ANSWER_BYTES {
+        return Err(format!(
+            "the answer is {} bytes long, too long to be a judgment",
+            text.len()
+        ));
     }
-    // The outermost object's error is the telling one; inner objects fail for lesser reasons.
-    let mut first_error = None;
-    for value in json_candidates(trimmed) {
-        match judgment_from_json(&value) {
-            Ok(judgment) => return Ok(judgment),
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-    if let Some(judgment) = judgment_from_text(trimmed) {
-        return Ok(judgment);
-    }
-    Err(first_error
-        .unwrap_or_else(|| format!("no scores found in the answer: {}", excerpt(trimmed))))
-}
-
-/// The whole text as JSON, then every JSON object that starts at a `{`.
-fn json_candidates(text: &str) -> impl Iterator<Item = Value> + '_ {
-    let whole = serde_json::from_str::<Value>(text)
-        .ok()
-        .filter(Value::is_object);
-    let embedded = text.match_indices('{').filter_map(move |(start, _)| {
-        let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
-        stream.next().and_then(Result::ok).filter(Value::is_object)
-    });
-    whole.into_iter().chain(embedded)
-}
-
-fn judgment_from_json(value: &Value) -> Result<Judgment, String> {
-    let nested = |keys: &[&str]| keys.iter().find_map(|key| value.get(*key));
-    let a = nested(&[
-        "response_a",
-        "a",
-        "A",
-        "Response A",
-        "assistant_a",
-        "risposta_a",
-    ]);
-    let b = nested(&[
-        "response_b",
-        "b",
-        "B",
-        "Response B",
-        "assistant_b",
-        "risposta_b",
-    ]);
-    match (a, b) {
-        (Some(a), Some(b)) => Ok(Judgment {
-            response_a: rating_from_json(a)?,
-            response_b: rating_from_json(b)?,
-        }),
-        _ => flat_judgment(value),
-    }
-}
-
-/// `{"score_a": 4, "score_b": 2, "rationale_a": "...", ...}`.
-fn flat_judgment(value: &Value) -> Result<Judgment, String> {
-    let rating = |label: &str| -> Result<Rating, String> {
-        let score = [
-            format!("score_{label}"),
-            format!("{label}_score"),
-            format!("rating_{label}"),
-        ]
-        .iter()
-        .find_map(|key| value.get(key))
-        .ok_or_else(|| "the JSON has no response_a/response_b scores".to_string())?;
-        let rationale = [
-            format!("rationale_{label}"),
-            format!("{label}_rationale"),
-            format!("reason_{label}"),
-        ]
-        .iter()
-        .find_map(|key| value.get(key).and_then(Value::as_str))
-        .unwrap_or_default();
-        Ok(Rating {
-            score: score_of(score)?,
-            rationale: rationale.to_owned(),
-            distribution: None,
-        })
-    };
-    Ok(Judgment {
-        response_a: rating("a")?,
-        response_b: rating("b")?,
-    })
-}
-
-fn rating_from_json(value: &Value) -> Result<Rating, String> {
-    if value.is_number() || value.is_string() {
-        return Ok(Rating {
-            score: score_of(value)?,
-            rationale: String::new(),
-            distribution: None,
+    let visible = without_thinking(text);
+    let visible = visible.trim();
+    if visible.is_empty() {
+        return Err(if text.trim().is_empty() {
+            "the judge returned an empty answer".into()
+        } else {
+            "the answer has no verdict outside its <think> block".into()
         });
     }
-    let score = ["score", "rating", "grade", "punteggio"]
-        .iter()
-        .find_map(|key| value.get(*key))
-        .ok_or_else(|| format!("a rating has no score: {}", excerpt(&value.to_string())))?;
-    let rationale = [
-        "rationale",
-        "reason",
-        "explanation",
-        "justification",
-        "motivazione",
-    ]
-    .iter()
-    .find_map(|key| value.get(*key).and_then(Value::as_str))
-    .unwrap_or_default();
-    Ok(Rating {
-        score: score_of(score)?,
-        rationale: rationale.to_owned(),
-        distribution: None,
+    if format == AnswerFormat::Schema
+        && let Some(result) = schema_object(visible)
+    {
+        return result;
+    }
+    from_text(visible)
+}
+
+/// The answer as one object of the schema: `Some` when the whole text (a code fence aside) is
+/// JSON, `None` when it is not JSON at all.
+fn schema_object(text: &str) -> Option<Result<Judgment, String>> {
+    let inner = without_fence(text);
+    let value = serde_json::from_str::<Value>(inner).ok()?;
+    Some(match value.as_object().map(verdict_of) {
+        Some(Candidate::Verdict(judgment)) => Ok(judgment),
+        Some(Candidate::Broken(error)) => Err(error),
+        Some(Candidate::Other) | None => {
+            Err("the answer is not the requested JSON object (no response_a/response_b)".into())
+        }
     })
 }
 
-fn score_of(value: &Value) -> Result<f64, String> {
-    let score = match value {
-        Value::Number(number) => number.as_f64(),
-        // "4", "4/5", "4 out of 5"
-        Value::String(text) => text
-            .trim()
-            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .next()
-            .and_then(|digits| digits.parse::<f64>().ok()),
-        _ => None,
+fn without_fence(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("```") else {
+        return text;
+    };
+    let Some(body) = rest.trim_end().strip_suffix("```") else {
+        return text;
+    };
+    // The language tag, if any, ends the fence's first line.
+    body.split_once('\n').map_or(body, |(_, code)| code).trim()
+}
+
+/// The text with every `<think>...</think>` block removed. Everything before a closing tag
+/// that has no opening tag is thinking too (templates often open the block themselves), and
+/// an opening tag that is never closed hides the rest.
+fn without_thinking(text: &str) -> String {
+    const OPEN: &str = "<think>";
+    const CLOSE: &str = "</think>";
+    let lower = text.to_ascii_lowercase();
+    let mut start = 0;
+    if let Some(close) = lower.find(CLOSE)
+        && !lower[..close].contains(OPEN)
+    {
+        start = close + CLOSE.len();
     }
-    .ok_or_else(|| format!("the score {value} is not a number"))?;
-    if (1.0..=5.0).contains(&score) {
-        Ok(score)
-    } else {
-        Err(format!("the score {score} is outside 1-5"))
+    let mut visible = String::with_capacity(text.len() - start);
+    while let Some(open) = lower[start..].find(OPEN).map(|at| at + start) {
+        visible.push_str(&text[start..open]);
+        match lower[open..].find(CLOSE) {
+            Some(close) => start = open + close + CLOSE.len(),
+            None => return visible,
+        }
+    }
+    visible.push_str(&text[start..]);
+    visible
+}
+
+/// One verdict the answer asserts, where it starts, and the rationales it carries.
+#[derive(Debug, Clone, PartialEq)]
+struct Found {
+    position: usize,
+    a: Option<f64>,
+    b: Option<f64>,
+    judgment: Option<Judgment>,
+}
+
+/// What a top-level JSON object turned out to be.
+enum Candidate {
+    Verdict(Judgment),
+    /// Shaped like a verdict, but a score is missing, a placeholder or out of range.
+    Broken(String),
+    Other,
+}
+
+fn from_text(text: &str) -> Result<Judgment, String> {
+    let objects = top_level_objects(text);
+    let mut found = Vec::new();
+    let mut first_error = None;
+    for (start, end, object) in &objects {
+        match verdict_of(object) {
+            Candidate::Verdict(judgment) => found.push(Found {
+                position: *start,
+                a: Some(judgment.response_a.score),
+                b: Some(judgment.response_b.score),
+                judgment: Some(judgment),
+            }),
+            Candidate::Broken(error) => {
+                first_error.get_or_insert(error);
+            }
+            Candidate::Other => {}
+        }
+        debug_assert!(start < end);
+    }
+    let masked = mask(text, &objects);
+    let prose = super::prose::labelled_scores(&masked);
+    if let Some(error) = prose.error {
+        first_error.get_or_insert(error);
+    }
+    found.extend(
+        prose
+            .scores
+            .into_iter()
+            .map(|(position, label, score)| Found {
+                position,
+                a: (label == 'a').then_some(score),
+                b: (label == 'b').then_some(score),
+                judgment: None,
+            }),
+    );
+    found.sort_by_key(|f| f.position);
+    if let Some(error) = first_error.filter(|_| prose.bad_score || !complete(&found)) {
+        return Err(error);
+    }
+    decide(&found, super::prose::last_final_marker(&masked), text)
+}
+
+/// The one verdict `found` agrees on, else the one after the last "final" marker.
+fn decide(found: &[Found], marker: Option<usize>, text: &str) -> Result<Judgment, String> {
+    if found.is_empty() {
+        return Err(format!("no scores found in the answer: {}", excerpt(text)));
+    }
+    if let Some(judgment) = agreed(found, text) {
+        return Ok(judgment);
+    }
+    let after: Vec<Found> = marker
+        .map(|marker| {
+            found
+                .iter()
+                .filter(|f| f.position > marker)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    match agreed(&after, text) {
+        Some(judgment) => Ok(judgment),
+        None if !complete(found) => Err(format!(
+            "the answer does not score both responses: {}",
+            excerpt(text)
+        )),
+        None => Err(format!(
+            "the answer gives conflicting verdicts: {}",
+            excerpt(text)
+        )),
     }
 }
 
-/// Plain-text answers: the first digit 1-5 shortly after "response a", "risposta a", "score a"
-/// or "a:", and the same for B.
-fn judgment_from_text(text: &str) -> Option<Judgment> {
-    let lower = text.to_lowercase();
-    let rating = |label: char| -> Option<f64> {
-        let markers = [
-            format!("response {label}"),
-            format!("risposta {label}"),
-            format!("score {label}"),
-            format!("assistant {label}"),
-            format!("{label}:"),
-        ];
-        markers.iter().find_map(|marker| {
-            lower.match_indices(marker.as_str()).find_map(|(start, _)| {
-                let after = &lower[start + marker.len()..];
-                let window: String = after.chars().take(40).collect();
-                first_score_digit(&window)
-            })
-        })
+fn complete(found: &[Found]) -> bool {
+    found.iter().any(|f| f.a.is_some()) && found.iter().any(|f| f.b.is_some())
+}
+
+/// The verdict when every score for A is the same, every score for B is the same, and both are
+/// there; the rationales of the last JSON verdict among them, if any.
+fn agreed(found: &[Found], text: &str) -> Option<Judgment> {
+    let same = |scores: Vec<f64>| -> Option<f64> {
+        let first = *scores.first()?;
+        scores
+            .iter()
+            .all(|s| (s - first).abs() < 1e-9)
+            .then_some(first)
     };
-    let (a, b) = (rating('a')?, rating('b')?);
+    let a = same(found.iter().filter_map(|f| f.a).collect())?;
+    let b = same(found.iter().filter_map(|f| f.b).collect())?;
+    if let Some(judgment) = found.iter().rev().find_map(|f| f.judgment.clone()) {
+        return Some(judgment);
+    }
     Some(Judgment {
         response_a: Rating {
             score: a,
-            rationale: String::new(),
+            rationale: excerpt(text),
             distribution: None,
         },
         response_b: Rating {
@@ -182,19 +231,163 @@ fn judgment_from_text(text: &str) -> Option<Judgment> {
             distribution: None,
         },
     })
-    .map(|mut judgment| {
-        judgment.response_a.rationale = excerpt(text);
-        judgment
+}
+
+/// Every JSON object that starts outside the objects before it: `(start, end, object)`.
+fn top_level_objects(text: &str) -> Vec<(usize, usize, Map<String, Value>)> {
+    let mut objects = Vec::new();
+    let mut from = 0;
+    let mut tries = 0;
+    while let Some(start) = text[from..].find('{').map(|at| at + from) {
+        tries += 1;
+        if tries > MAX_OBJECT_STARTS {
+            break;
+        }
+        let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
+        match stream.next() {
+            Some(Ok(Value::Object(object))) => {
+                let end = start + stream.byte_offset();
+                objects.push((start, end, object));
+                from = end;
+            }
+            _ => from = start + 1,
+        }
+    }
+    objects
+}
+
+/// The text with every object blanked out (same length), so that prose reading never sees
+/// what the objects quote and no label's window can reach across one.
+fn mask(text: &str, objects: &[(usize, usize, Map<String, Value>)]) -> String {
+    let mut masked = String::with_capacity(text.len());
+    let mut from = 0;
+    for (start, end, _) in objects {
+        masked.push_str(&text[from..*start]);
+        masked.extend(std::iter::repeat_n('#', end - start));
+        from = *end;
+    }
+    masked.push_str(&text[from..]);
+    masked
+}
+
+fn get<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+    object.iter().find_map(|(key, value)| {
+        let key = key.to_ascii_lowercase();
+        names.contains(&key.as_str()).then_some(value)
     })
 }
 
-fn first_score_digit(window: &str) -> Option<f64> {
-    let bytes = window.as_bytes();
-    bytes.iter().enumerate().find_map(|(position, byte)| {
-        let standalone = !bytes.get(position + 1).is_some_and(u8::is_ascii_digit)
-            && (position == 0 || !bytes[position - 1].is_ascii_digit());
-        (matches!(byte, b'1'..=b'5') && standalone).then(|| f64::from(byte - b'0'))
+const A_KEYS: [&str; 6] = [
+    "response_a",
+    "a",
+    "response a",
+    "assistant_a",
+    "risposta_a",
+    "risposta a",
+];
+const B_KEYS: [&str; 6] = [
+    "response_b",
+    "b",
+    "response b",
+    "assistant_b",
+    "risposta_b",
+    "risposta b",
+];
+const SCORE_KEYS: [&str; 5] = ["score", "rating", "grade", "punteggio", "voto"];
+const RATIONALE_KEYS: [&str; 5] = [
+    "rationale",
+    "reason",
+    "explanation",
+    "justification",
+    "motivazione",
+];
+
+fn verdict_of(object: &Map<String, Value>) -> Candidate {
+    let pair = match (get(object, &A_KEYS), get(object, &B_KEYS)) {
+        (Some(a), Some(b)) => (rating_of(a), rating_of(b)),
+        (None, None) => match flat(object) {
+            Some(pair) => pair,
+            None => return Candidate::Other,
+        },
+        _ => return Candidate::Broken("the JSON scores only one response".into()),
+    };
+    match pair {
+        (Ok(response_a), Ok(response_b)) => Candidate::Verdict(Judgment {
+            response_a,
+            response_b,
+        }),
+        (Err(error), _) | (_, Err(error)) => Candidate::Broken(error),
+    }
+}
+
+/// `{"score_a": 4, "score_b": 2, "rationale_a": "...", ...}`.
+fn flat(object: &Map<String, Value>) -> Option<(Result<Rating, String>, Result<Rating, String>)> {
+    let rating = |label: &str| -> Option<Result<Rating, String>> {
+        let keys = [
+            format!("score_{label}"),
+            format!("{label}_score"),
+            format!("rating_{label}"),
+        ];
+        let score = get(object, &keys.each_ref().map(String::as_str))?;
+        let keys = [
+            format!("rationale_{label}"),
+            format!("{label}_rationale"),
+            format!("reason_{label}"),
+        ];
+        let rationale = get(object, &keys.each_ref().map(String::as_str)).and_then(Value::as_str);
+        Some(score_of(score).map(|score| Rating {
+            score,
+            rationale: rationale.unwrap_or_default().to_owned(),
+            distribution: None,
+        }))
+    };
+    Some((rating("a")?, rating("b")?))
+}
+
+fn rating_of(value: &Value) -> Result<Rating, String> {
+    let (score, rationale) = match value {
+        Value::Object(rating) => {
+            let score = get(rating, &SCORE_KEYS).ok_or("a rating has no score")?;
+            let rationale = get(rating, &RATIONALE_KEYS).and_then(Value::as_str);
+            (score, rationale.unwrap_or_default())
+        }
+        bare => (bare, ""),
+    };
+    Ok(Rating {
+        score: score_of(score)?,
+        rationale: rationale.to_owned(),
+        distribution: None,
     })
+}
+
+/// A score of 1 to 5: a number, or a string such as "4", "4/5" or "4 out of 5". Placeholders
+/// ("1-5", "X"), other scales ("8/10") and null are not scores.
+fn score_of(value: &Value) -> Result<f64, String> {
+    let score = match value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => super::prose::score_text(text),
+        _ => None,
+    }
+    .ok_or_else(|| format!("the score {value} is not a number from 1 to 5"))?;
+    if (1.0..=5.0).contains(&score) {
+        Ok(score)
+    } else {
+        Err(format!("the score {score} is outside 1-5"))
+    }
+}
+
+pub(super) fn excerpt(text: &str) -> String {
+    const LIMIT: usize = 200;
+    let flat: String = text
+        .chars()
+        .take(LIMIT + 1)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= LIMIT {
+        flat
+    } else {
+        format!("{}...", flat.chars().take(LIMIT).collect::<String>())
+    }
 }
 
 /// Probabilities of the scores 1..5 from the candidate tokens at a score position: tokens that
@@ -222,38 +415,28 @@ pub fn expected_score(distribution: &[f64; 5]) -> f64 {
         .sum()
 }
 
-fn excerpt(text: &str) -> String {
-    const LIMIT: usize = 200;
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() <= LIMIT {
-        flat
-    } else {
-        format!("{}...", flat.chars().take(LIMIT).collect::<String>())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn scores(text: &str) -> (f64, f64) {
-        let judgment = parse_judgment(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let judgment =
+            parse_judgment(text, AnswerFormat::Text).unwrap_or_else(|e| panic!("{text}: {e}"));
         (judgment.response_a.score, judgment.response_b.score)
     }
 
     #[test]
     fn strict_json() {
         let text = r#"{"response_a": {"rationale": "Right.", "score": 5}, "response_b": {"rationale": "Wrong.", "score": 2}}"#;
-        let judgment = parse_judgment(text).unwrap();
-        assert_eq!(judgment.response_a.rationale, "Right.");
-        assert_eq!(
-            (judgment.response_a.score, judgment.response_b.score),
-            (5.0, 2.0)
-        );
+        for format in [AnswerFormat::Schema, AnswerFormat::Text] {
+            let judgment = parse_judgment(text, format).unwrap();
+            assert_eq!(judgment.response_a.rationale, "Right.");
+            assert_eq!(
+                (judgment.response_a.score, judgment.response_b.score),
+                (5.0, 2.0)
+            );
+        }
     }
 
     #[test]
@@ -273,20 +456,55 @@ mod tests {
             scores("Response A: 4/5 - good.\nResponse B: 2/5 - wrong."),
             (4.0, 2.0)
         );
-        assert_eq!(
-            scores("Risposta A: punteggio 3\nRisposta B: punteggio 5"),
-            (3.0, 5.0)
-        );
     }
 
     #[test]
-    fn rejects_what_is_not_a_judgment() {
-        assert!(parse_judgment("").is_err());
-        assert!(parse_judgment("I cannot decide.").is_err());
-        let error = parse_judgment(r#"{"response_a": {"score": 9}, "response_b": {"score": 1}}"#)
-            .unwrap_err();
-        assert!(error.contains("outside 1-5"), "{error}");
-        assert!(parse_judgment(r#"{"response_a": {"rationale": "x"}"#).is_err());
+    fn under_a_schema_the_object_must_be_the_schemas() {
+        let other = r#"{"verdict": "A is better"}"#;
+        let error = parse_judgment(other, AnswerFormat::Schema).unwrap_err();
+        assert!(error.contains("not the requested JSON object"), "{error}");
+        // A server that ignored the format and wrote prose is read with the text rules.
+        let prose = parse_judgment("Response A: 4/5\nResponse B: 2/5", AnswerFormat::Schema);
+        assert!((prose.unwrap().response_b.score - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn huge_answers_are_refused_without_scanning() {
+        let huge = "{".repeat(MAX_ANSWER_BYTES + 1);
+        assert!(
+            parse_judgment(&huge, AnswerFormat::Text)
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    /// Every probe in tests/data/parser_probes.jsonl reads as its `expect` says.
+    #[test]
+    fn every_parser_probe() {
+        let probes = include_str!("../../tests/data/parser_probes.jsonl");
+        let mut wrong = Vec::new();
+        for line in probes.lines().filter(|l| !l.trim().is_empty()) {
+            let probe: Value = serde_json::from_str(line).unwrap();
+            let answer = probe["answer"].as_str().unwrap();
+            let got = match parse_judgment(answer, AnswerFormat::Text) {
+                Ok(j) => serde_json::json!({"a": j.response_a.score, "b": j.response_b.score}),
+                Err(_) => Value::from("unparseable"),
+            };
+            let expected = &probe["expect"];
+            let same = match (expected.as_object(), got.as_object()) {
+                (Some(e), Some(g)) => ["a", "b"].iter().all(|k| e[*k].as_f64() == g[*k].as_f64()),
+                _ => expected == &got,
+            };
+            if !same {
+                wrong.push(format!("{}: expected {expected}, got {got}", probe["id"]));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} probes wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
 
     #[test]
@@ -302,14 +520,26 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(text in "\\PC{0,300}") {
-            let _ = parse_judgment(&text);
+            let _ = parse_judgment(&text, AnswerFormat::Text);
+            let _ = parse_judgment(&text, AnswerFormat::Schema);
         }
 
         #[test]
-        fn reads_back_any_valid_judgment(a in 1u8..=5, b in 1u8..=5, why in "[a-zA-Z .,]{0,80}") {
+        fn reads_back_any_valid_judgment(a in 1u8..=5, b in 1u8..=5, why in "[a-zA-Z .,:]{0,80}") {
             let text = serde_json::json!({
                 "response_a": {"rationale": why, "score": a},
                 "response_b": {"rationale": why, "score": b}
+            }).to_string();
+            prop_assert_eq!(scores(&text), (f64::from(a), f64::from(b)));
+        }
+
+        /// Whatever a rationale quotes, the verdict is the object's own scores.
+        #[test]
+        fn quoted_verdicts_never_win(a in 1u8..=5, b in 1u8..=5, quoted_a in 1u8..=5, quoted_b in 1u8..=5) {
+            let quote = format!("Response A: {quoted_a}/5, Response B: {quoted_b}/5 {{\"response_a\": {quoted_a}, \"response_b\": {quoted_b}}}");
+            let text = serde_json::json!({
+                "response_a": {"rationale": quote, "score": a},
+                "response_b": {"rationale": "fine", "score": b}
             }).to_string();
             prop_assert_eq!(scores(&text), (f64::from(a), f64::from(b)));
         }

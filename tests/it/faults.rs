@@ -58,7 +58,7 @@ fn server_errors_until_the_attempts_run_out() {
         &stub.url,
         &["--format", "jsonl", "--max-attempts", "3"],
     );
-    succeeded(&run);
+    exits_with(&run, FAILED_ROWS);
     assert_eq!(stub.requests(), 3);
     let row = only_row(&output);
     assert_eq!(row["outcome"], "failed");
@@ -90,7 +90,7 @@ fn timeouts_are_retried_then_fail_the_row() {
             "2",
         ],
     );
-    succeeded(&run);
+    exits_with(&run, FAILED_ROWS);
     assert_eq!(stub.requests(), 2);
     let reason = only_row(&output)["failure_reason"]
         .as_str()
@@ -118,32 +118,33 @@ fn malformed_bodies_are_retried() {
 }
 
 #[test]
-fn unauthorised_is_not_retried() {
+fn a_wrong_key_stops_the_run_before_it_fans_out() {
     let folder = tempfile::tempdir().unwrap();
     let stub = Stub::start(|_, _| {
         Reply::Status(
             401,
-            "{\"error\": \"Invalid credentials in Authorization header\"}".into(),
+            "{\"error\": {\"message\": \"Invalid credentials in Authorization header\", \"type\": \"auth\"}}".into(),
             None,
         )
     });
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(40));
     let output = folder.path().join("out");
-    succeeded(&rerank(
-        &one_pair(folder.path()),
-        &output,
-        &stub.url,
-        &["--format", "jsonl"],
-    ));
-    assert_eq!(stub.requests(), 1);
-    let reason = only_row(&output)["failure_reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run = rerank(&input, &output, &stub.url, &["--concurrency", "8"]);
+    let stderr = exits_with(&run, 1);
+    assert_eq!(stub.requests(), 1, "the first request decides, alone");
     assert!(
-        reason.contains("HTTP 401")
-            && reason.contains("Invalid credentials")
-            && reason.contains("1 attempt"),
-        "{reason}"
+        stderr.contains("HTTP 401")
+            && stderr.contains("Invalid credentials in Authorization header"),
+        "the server's own words: {stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the server refused the API key"),
+        "{stderr}"
+    );
+    assert!(
+        !parquet_output(&output).exists(),
+        "no dataset of failed rows"
     );
 }
 
@@ -194,14 +195,27 @@ fn an_unparseable_answer_is_asked_again_once() {
     assert_eq!(only_row(&output)["outcome"], "swapped");
     assert_eq!(report(&output)["requests"]["parse_retries"], 1);
 
-    let always = Stub::start(|_, _| Reply::Prose);
-    let output = folder.path().join("out-prose");
+    // The answer after the reminder is in the journal: a rerun asks nothing and keeps the verdict.
     succeeded(&rerank(
         &one_pair(folder.path()),
         &output,
-        &always.url,
+        &stub.url,
         &["--format", "jsonl"],
     ));
+    assert_eq!(stub.requests(), 2, "no request is sent again");
+    assert_eq!(only_row(&output)["outcome"], "swapped");
+
+    let always = Stub::start(|_, _| Reply::Prose);
+    let output = folder.path().join("out-prose");
+    exits_with(
+        &rerank(
+            &one_pair(folder.path()),
+            &output,
+            &always.url,
+            &["--format", "jsonl"],
+        ),
+        FAILED_ROWS,
+    );
     assert_eq!(always.requests(), 2);
     let row = only_row(&output);
     assert_eq!(row["outcome"], "failed");
@@ -214,7 +228,7 @@ fn an_unparseable_answer_is_asked_again_once() {
 }
 
 #[test]
-fn a_server_that_goes_away_leaves_failed_rows_and_loses_nothing() {
+fn a_closed_port_stops_the_run_at_once() {
     let folder = tempfile::tempdir().unwrap();
     let input = folder.path().join("pairs.jsonl");
     write_jsonl(&input, &keyword_rows(12));
@@ -222,17 +236,13 @@ fn a_server_that_goes_away_leaves_failed_rows_and_loses_nothing() {
     let url = stub.url.clone();
     drop(stub);
     let output = folder.path().join("out");
-    let run = rerank(
-        &input,
-        &output,
-        &url,
-        &["--max-attempts", "2", "--format", "jsonl"],
+    let started = Instant::now();
+    let stderr = exits_with(&rerank(&input, &output, &url, &["--format", "jsonl"]), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no retries against a closed port"
     );
-    succeeded(&run);
-    let rows = jsonl_output(&output);
-    assert_eq!(rows.len(), 12);
-    for row in rows.iter().filter(|r| r["outcome"] != "invalid") {
-        assert_eq!(row["outcome"], "failed");
-        assert!(!row["failure_reason"].as_str().unwrap().is_empty());
-    }
+    assert!(stderr.contains("could not connect"), "{stderr}");
+    assert!(stderr.contains("hint: nothing listens at"), "{stderr}");
+    assert!(!output.join("data").join("train.jsonl").exists());
 }

@@ -209,7 +209,7 @@ fn changing_the_rubric_or_the_model_asks_every_question_again() {
     assert_eq!(stub.requests(), 30);
 
     let template = folder.path().join("strict.j2");
-    std::fs::write(&template, "Be strict.\n{{ prompt }}\nResponse A: {{ response_a }} >>>\nResponse B: {{ response_b }} >>>").unwrap();
+    std::fs::write(&template, "Be strict.\n{{ prompt }}\n<response_a_{{ key }}>{{ response_a }}</response_a_{{ key }}>\n<response_b_{{ key }}>{{ response_b }}</response_b_{{ key }}>").unwrap();
     let rubric = Stub::judging();
     succeeded(&rerank(
         &input,
@@ -260,12 +260,15 @@ fn failed_requests_are_recorded_and_tried_again() {
     write_jsonl(&input, &keyword_rows(8));
     let output = folder.path().join("out");
     let down = Stub::start(|_, _| Reply::Status(503, "{\"error\": \"warming up\"}".into(), None));
-    succeeded(&rerank(
-        &input,
-        &output,
-        &down.url,
-        &["--format", "jsonl", "--max-attempts", "1"],
-    ));
+    exits_with(
+        &rerank(
+            &input,
+            &output,
+            &down.url,
+            &["--format", "jsonl", "--max-attempts", "1"],
+        ),
+        FAILED_ROWS,
+    );
     assert_eq!(report(&output)["outcomes"]["failed"], 6);
     let connection = rusqlite::Connection::open(output.join("journal.sqlite")).unwrap();
     let failed: i64 = connection

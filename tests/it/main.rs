@@ -16,6 +16,7 @@
 
 mod e2e;
 mod faults;
+mod hardening;
 mod journal;
 mod rerank;
 mod settings;

@@ -106,9 +106,8 @@ fn the_random_order_shows_both_positions() {
         .iter()
         .map(|body| {
             let user = body["messages"][1]["content"].as_str().unwrap();
-            let a = user.split("Response A:").nth(1).unwrap();
-            let b_start = a.find("Response B:").unwrap();
-            a[..b_start].contains("good") || a[..b_start].contains("a plain")
+            let a = crate::stub::section(user, "response_a");
+            a.contains("good") || a.contains("a plain")
         })
         .collect();
     assert!(
@@ -372,7 +371,7 @@ fn limit_italian_rubric_and_a_user_template() {
     let template = folder.path().join("mine.j2");
     std::fs::write(
         &template,
-        "Q: {{ prompt }}\nResponse A: {{ response_a }} >>>\nResponse B: {{ response_b }} >>>",
+        "Q: {{ prompt }}\n<response_a_{{ key }}>{{ response_a }}</response_a_{{ key }}>\n<response_b_{{ key }}>{{ response_b }}</response_b_{{ key }}>",
     )
     .unwrap();
     let before = stub.requests();

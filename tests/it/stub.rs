@@ -23,6 +23,17 @@ pub enum Reply {
     Garbage,
     /// A completion whose text is not a judgment.
     Prose,
+    /// This status with the request's headers echoed in the body (and, for 200, in the
+    /// completion's text), as a careless proxy might.
+    Echo(u16),
+    /// This status with a `Retry-After` header of exactly this text.
+    RetryAfter(u16, String),
+    /// A completion whose text is this many bytes of prose.
+    Huge(usize),
+    /// A completion refused by the model (`content: null`, `refusal`).
+    Refusal(String),
+    /// A valid judgment reporting absurd token counts.
+    AbsurdUsage,
 }
 
 type Script = dyn Fn(usize, &Value) -> Reply + Send + Sync;
@@ -146,8 +157,29 @@ fn serve(
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let number = requests.fetch_add(1, Ordering::SeqCst);
         bodies.lock().unwrap().push(body.clone());
-        all_headers.lock().unwrap().push(headers);
-        let (status, extra, text) = match script(number, &body) {
+        all_headers.lock().unwrap().push(headers.clone());
+        let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+        let reply = if path.starts_with("/v1/") {
+            script(number, &body)
+        } else {
+            Reply::Status(404, format!("{{\"error\": \"no route for {path}\"}}"), None)
+        };
+        let (status, extra, text) = match reply {
+            Reply::Echo(status) => {
+                let echoed = format!("{headers:?}");
+                let text = if status == 200 { completion(&echoed) } else { json!({"error": echoed}).to_string() };
+                (status, String::new(), text)
+            }
+            Reply::RetryAfter(status, value) => (status, format!("Retry-After: {value}\r\n"), "{\"error\": \"slow down\"}".into()),
+            Reply::Huge(size) => (200, String::new(), completion(&"words ".repeat(size / 6))),
+            Reply::Refusal(text) => (200, String::new(), json!({
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": text}, "finish_reason": "stop"}]
+            }).to_string()),
+            Reply::AbsurdUsage => {
+                let mut value: Value = serde_json::from_str(&completion(&judgment(&body))).unwrap();
+                value["usage"] = json!({"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX});
+                (200, String::new(), value.to_string())
+            }
             Reply::Judge => (200, String::new(), completion(&judgment(&body))),
             Reply::Slow(delay) => {
                 std::thread::sleep(delay);
@@ -200,14 +232,14 @@ pub fn judgment(body: &Value) -> String {
                     && m["content"]
                         .as_str()
                         .unwrap_or_default()
-                        .contains("Response A:")
+                        .contains("<response_a_")
             })
         })
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
         .to_owned();
-    let a = section(&user, "Response A:");
-    let b = section(&user, "Response B:");
+    let a = section(&user, "response_a");
+    let b = section(&user, "response_b");
     json!({
         "response_a": {"rationale": "stub", "score": score(&a)},
         "response_b": {"rationale": "stub", "score": score(&b)}
@@ -215,12 +247,17 @@ pub fn judgment(body: &Value) -> String {
     .to_string()
 }
 
-fn section(text: &str, label: &str) -> String {
-    text.split(label)
-        .nth(1)
-        .and_then(|rest| rest.split(">>>").next())
-        .unwrap_or_default()
-        .to_lowercase()
+/// The text of a tagged block: from `<NAME_KEY>` to `</NAME_KEY>`.
+pub fn section(text: &str, name: &str) -> String {
+    let Some(start) = text.find(&format!("<{name}_")) else {
+        return String::new();
+    };
+    let rest = &text[start + 1..];
+    let tag_end = rest.find('>').unwrap_or(0);
+    let tag = &rest[..tag_end];
+    let body = &rest[tag_end + 1..];
+    let end = body.find(&format!("</{tag}>")).unwrap_or(body.len());
+    body[..end].to_lowercase()
 }
 
 fn score(response: &str) -> u8 {

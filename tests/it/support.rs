@@ -47,6 +47,12 @@ impl Rerank {
         self
     }
 
+    /// An environment variable for the run.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
     /// Runs it, whatever the outcome.
     pub fn run(mut self) -> Output {
         self.command.output().expect("the binary runs")
@@ -77,6 +83,22 @@ pub fn rerank(input: &Path, output: &Path, url: &str, extra: &[&str]) -> Output 
         .args(extra)
         .run()
 }
+
+/// Asserts a run ended with exit status `code`; returns its stderr.
+pub fn exits_with(output: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// The exit status of a run that finished with failed rows.
+pub const FAILED_ROWS: i32 = 3;
 
 /// Asserts a run succeeded, showing its output when it did not.
 pub fn succeeded(output: &Output) {

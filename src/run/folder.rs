@@ -1,0 +1,180 @@
+//! The output folder: one run at a time, and nothing in `data/` that the card does not name.
+
+use super::RunError;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The lock file's name inside the output folder.
+const LOCK: &str = ".rejudge.lock";
+/// The report files are written through `NAME.partial` siblings.
+const OWN_FILES: [&str; 3] = ["report.json", "README.md", "rejudge.toml"];
+
+/// An exclusive lock on an output folder, released when dropped or when the process dies (the
+/// operating system drops `flock` locks with their process, so a killed run never blocks the
+/// next).
+#[derive(Debug)]
+pub(super) struct Lock {
+    _file: File,
+}
+
+/// Locks `folder` (creating it) for this run, or says which process holds it.
+pub(super) fn lock(folder: &Path) -> Result<Lock, RunError> {
+    fs_err::create_dir_all(folder).map_err(RunError::Folder)?;
+    let path = folder.join(LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| RunError::Folder(fs_err_io(&path, &e)))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(RunError::Busy {
+                folder: folder.to_path_buf(),
+                pid: holder.trim().to_owned(),
+            });
+        }
+        Err(TryLockError::Error(error)) => return Err(RunError::Folder(fs_err_io(&path, &error))),
+    }
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()));
+    written.map_err(|e| RunError::Folder(fs_err_io(&path, &e)))?;
+    Ok(Lock { _file: file })
+}
+
+fn fs_err_io(path: &Path, error: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// Files an earlier run wrote that this run replaces: removed once it has finished.
+#[derive(Debug, Default)]
+pub(super) struct Tidy {
+    replaced: Vec<PathBuf>,
+}
+
+/// Checks `folder/data/` before any work: files an earlier rejudge run wrote (named in its
+/// `report.json`, or left half-written by one) are ours to replace; anything else would be
+/// loaded by `datasets` beside the re-ranked rows, so the run refuses to start.
+pub(super) fn inspect(folder: &Path, target: &Path) -> Result<Tidy, RunError> {
+    remove_partials(folder)?;
+    let data = folder.join("data");
+    if !data.is_dir() {
+        return Ok(Tidy::default());
+    }
+    let known = earlier_files(folder);
+    let mut replaced = Vec::new();
+    let mut foreign = Vec::new();
+    for entry in fs_err::read_dir(&data).map_err(RunError::Folder)? {
+        let path = entry.map_err(RunError::Folder)?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with('.') && name.ends_with(".partial") {
+            fs_err::remove_file(&path).map_err(RunError::Folder)?;
+        } else if path == target {
+        } else if known.contains(&path) {
+            replaced.push(path);
+        } else {
+            foreign.push(name);
+        }
+    }
+    if !foreign.is_empty() {
+        foreign.sort();
+        return Err(RunError::ForeignFiles {
+            folder: data,
+            files: foreign.join(", "),
+        });
+    }
+    Ok(Tidy { replaced })
+}
+
+impl Tidy {
+    /// Removes what the finished run replaced.
+    pub(super) fn finish(self) -> Result<(), RunError> {
+        for path in self.replaced {
+            fs_err::remove_file(&path).map_err(RunError::Folder)?;
+        }
+        Ok(())
+    }
+}
+
+/// The data files the last finished run in `folder` wrote, from its report.
+fn earlier_files(folder: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(folder.join("report.json")) else {
+        return Vec::new();
+    };
+    let Ok(report) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let listed = report["files"].as_array().into_iter().flatten();
+    let mut files: Vec<PathBuf> = listed
+        .filter_map(serde_json::Value::as_str)
+        .map(|name| folder.join(name))
+        .collect();
+    // Reports written before `files` existed name their one data file in `output`.
+    if let Some(name) = report["output"]
+        .as_str()
+        .and_then(|o| Path::new(o).file_name())
+    {
+        files.push(folder.join("data").join(name));
+    }
+    files
+}
+
+/// Half-written report files of an interrupted run.
+fn remove_partials(folder: &Path) -> Result<(), RunError> {
+    for name in OWN_FILES {
+        let partial = folder.join(format!("{name}.partial"));
+        if partial.exists() {
+            fs_err::remove_file(&partial).map_err(RunError::Folder)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_names_the_holder() {
+        let folder = tempfile::tempdir().unwrap();
+        let held = lock(folder.path()).unwrap();
+        let error = lock(folder.path()).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("(pid {})", std::process::id())),
+            "{error}"
+        );
+        drop(held);
+        lock(folder.path()).expect("released on drop");
+    }
+
+    #[test]
+    fn foreign_files_are_refused_and_earlier_ones_replaced() {
+        let folder = tempfile::tempdir().unwrap();
+        let data = folder.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("train.jsonl"), "{}\n").unwrap();
+        std::fs::write(data.join(".train-00000-of-00001.parquet.partial"), "x").unwrap();
+        let report = serde_json::json!({"files": ["data/train.jsonl"]});
+        std::fs::write(folder.path().join("report.json"), report.to_string()).unwrap();
+        let target = data.join("train-00000-of-00001.parquet");
+        let tidy = inspect(folder.path(), &target).unwrap();
+        assert_eq!(tidy.replaced, vec![data.join("train.jsonl")]);
+        assert!(!data.join(".train-00000-of-00001.parquet.partial").exists());
+        std::fs::write(data.join("mine.csv"), "a,b\n").unwrap();
+        let error = inspect(folder.path(), &target).unwrap_err().to_string();
+        assert!(
+            error.contains("mine.csv") && error.contains("hint:"),
+            "{error}"
+        );
+    }
+}
