@@ -34,7 +34,7 @@ fn entry(row: u64) -> Entry {
                 .into(),
         distribution: None,
     };
-    let judgment = Judgment {
+    let judgment = Judgment::Ratings {
         response_a: rating(4.0),
         response_b: rating(2.0),
     };

@@ -23,8 +23,8 @@
 //!
 //! ```no_run
 //! use rejudge::judge::{OpenAiConfig, OpenAiJudge};
-//! use rejudge::prompt::PromptBuilder;
-//! use rejudge::run::{Input, Silent, Stop, rerank};
+//! use rejudge::prompt::{Mode, PromptBuilder};
+//! use rejudge::run::{Input, Judges, Silent, Stop, rerank};
 //! use rejudge::settings::{Settings, SettingsLayer};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,7 +34,7 @@
 //!     ..SettingsLayer::default()
 //! })?;
 //! let input = Input::open(settings.input.as_ref(), &settings.column_overrides())?;
-//! let prompt = PromptBuilder::builtin(input.language());
+//! let prompt = PromptBuilder::builtin(input.language(), Mode::Rating);
 //! let judge = OpenAiJudge::new(OpenAiConfig {
 //!     base_url: "http://localhost:8000/v1".into(),
 //!     model: "Qwen/Qwen2.5-72B-Instruct".into(),
@@ -45,13 +45,16 @@
 //!     max_response_bytes: settings.max_response_bytes,
 //! })?;
 //! let run = settings.run_config();
-//! let report = rerank(input, &prompt, &judge, &run, &Silent, &Stop::default()).await?;
+//! let judges = Judges::single(&judge);
+//! let report = rerank(input, &prompt, &judges, &run, &Silent, &Stop::default()).await?;
 //! assert_eq!(report.rows, report.outcomes.values().sum::<u64>());
 //! # Ok(())
 //! # }
 //! ```
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// Tests compare values worked out by hand, exactly.
+#![cfg_attr(test, allow(clippy::float_cmp))]
 
 pub mod dataset;
 pub mod journal;

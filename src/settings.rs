@@ -8,9 +8,9 @@
 
 use crate::dataset::{ColumnOverrides, OutputFormat};
 use crate::judge::{RetryPolicy, Sampling, Scoring};
-use crate::prompt::Order;
+use crate::prompt::{Mode, Order};
 use crate::run::RunConfig;
-use crate::verdict::DecisionPolicy;
+use crate::verdict::{DecisionPolicy, Inconsistent};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,6 +64,8 @@ pub struct SettingsLayer {
     pub max_tokens: Option<u32>,
     pub seed: Option<u64>,
     pub scoring: Option<Scoring>,
+    pub mode: Option<Mode>,
+    pub on_inconsistent: Option<Inconsistent>,
     pub lang: Option<LanguageChoice>,
     pub template: Option<PathBuf>,
     pub order: Option<Order>,
@@ -73,6 +75,84 @@ pub struct SettingsLayer {
     pub max_attempts: Option<u32>,
     pub limit: Option<u64>,
     pub max_response_bytes: Option<usize>,
+    pub calibration: Option<PathBuf>,
+    pub gold_column: Option<String>,
+    pub category_column: Option<String>,
+    pub target_agreement: Option<f64>,
+    /// A panel: several judges, each a table of its own (config file only).
+    pub judges: Option<Vec<JudgeEntry>>,
+    /// How a panel combines (config file only).
+    pub panel: Option<PanelSettings>,
+    /// A stronger judge for the rows left near a tie (config file only).
+    pub escalation: Option<EscalationSettings>,
+}
+
+/// One judge of a panel, or the escalation judge: an OpenAI-compatible endpoint (`base-url` and
+/// `model`) or an in-process model (`model-file`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JudgeEntry {
+    /// The API root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The model the server serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A GGUF file for an in-process judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_file: Option<String>,
+    /// The environment variable holding this judge's API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Its weight in the panel's average.
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// How a panel's judges are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PanelSettings {
+    /// Judges whose decision values lie further apart than this make the row a tie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_spread: Option<f64>,
+}
+
+/// The judge that decides the rows the first judge (or panel) leaves near a tie.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EscalationSettings {
+    /// Rows whose margin is at most this go to the escalation judge.
+    pub below: f64,
+    /// The API root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The model the server serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A GGUF file for an in-process judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_file: Option<String>,
+    /// The environment variable holding its API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+impl EscalationSettings {
+    /// The escalation judge as a judge entry.
+    pub fn judge(&self) -> JudgeEntry {
+        JudgeEntry {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            model_file: self.model_file.clone(),
+            api_key_env: self.api_key_env.clone(),
+            weight: 1.0,
+        }
+    }
 }
 
 macro_rules! over {
@@ -104,6 +184,8 @@ impl SettingsLayer {
             max_tokens,
             seed,
             scoring,
+            mode,
+            on_inconsistent,
             lang,
             template,
             order,
@@ -112,7 +194,14 @@ impl SettingsLayer {
             timeout,
             max_attempts,
             limit,
-            max_response_bytes
+            max_response_bytes,
+            calibration,
+            gold_column,
+            category_column,
+            target_agreement,
+            judges,
+            panel,
+            escalation
         )
     }
 
@@ -187,6 +276,8 @@ pub struct Settings {
     pub max_tokens: u32,
     pub seed: u64,
     pub scoring: Scoring,
+    pub mode: Mode,
+    pub on_inconsistent: Inconsistent,
     pub lang: LanguageChoice,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<PathBuf>,
@@ -198,6 +289,21 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     pub max_response_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gold_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_agreement: Option<f64>,
+    // Tables last: TOML writes plain keys before tables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panel: Option<PanelSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judges: Option<Vec<JudgeEntry>>,
 }
 
 impl Settings {
@@ -227,6 +333,8 @@ impl Settings {
             max_tokens: layer.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             seed: layer.seed.unwrap_or(0),
             scoring: layer.scoring.unwrap_or_default(),
+            mode: layer.mode.unwrap_or_default(),
+            on_inconsistent: layer.on_inconsistent.unwrap_or_default(),
             lang: layer.lang.unwrap_or_default(),
             template: layer.template,
             order: layer.order.unwrap_or(Order::Random),
@@ -238,6 +346,13 @@ impl Settings {
             max_response_bytes: layer
                 .max_response_bytes
                 .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            calibration: layer.calibration,
+            gold_column: layer.gold_column,
+            category_column: layer.category_column,
+            target_agreement: layer.target_agreement,
+            panel: layer.panel,
+            escalation: layer.escalation,
+            judges: layer.judges,
         };
         settings.check()?;
         Ok(settings)
@@ -266,6 +381,13 @@ impl Settings {
                 4.0,
                 "a score difference from 0 to 4",
             ),
+            (
+                "target-agreement",
+                self.target_agreement.unwrap_or(0.5),
+                0.5,
+                1.0,
+                "an agreement from 0.5 to 1",
+            ),
         ] {
             if !(value.is_finite() && (low..=high).contains(&value)) {
                 return Err(SettingsError::Invalid {
@@ -275,6 +397,10 @@ impl Settings {
                 });
             }
         }
+        self.check_whole_numbers()
+    }
+
+    fn check_whole_numbers(&self) -> Result<(), SettingsError> {
         let whole = [
             ("concurrency", Some(self.concurrency as u64), 1, 4096),
             ("max-attempts", Some(self.max_attempts.into()), 1, 100),
@@ -309,10 +435,18 @@ impl Settings {
     /// The settings as the TOML a config file holds: every key, no secrets.
     pub fn to_toml(&self) -> String {
         let mut stored = self.clone();
-        stored.base_url = stored
-            .base_url
-            .as_deref()
-            .map(crate::judge::openai::without_credentials);
+        let shown = |url: &mut Option<String>| {
+            *url = url
+                .as_deref()
+                .map(crate::judge::openai::without_credentials);
+        };
+        shown(&mut stored.base_url);
+        for judge in stored.judges.iter_mut().flatten() {
+            shown(&mut judge.base_url);
+        }
+        if let Some(escalation) = &mut stored.escalation {
+            shown(&mut escalation.base_url);
+        }
         let body = toml::to_string(&stored).expect("settings serialise to TOML; this is a bug");
         format!(
             "# The settings of this rejudge run; `rejudge rerank --config FILE` repeats it.\n{body}"
@@ -332,12 +466,15 @@ impl Settings {
             seed: self.seed,
             policy: DecisionPolicy {
                 tie_margin: self.tie_margin,
+                on_inconsistent: self.on_inconsistent,
             },
             retry: RetryPolicy {
                 max_attempts: self.max_attempts,
                 ..RetryPolicy::default()
             },
             settings: Some(self.to_toml()),
+            scoring: self.scoring,
+            calibration: None,
         }
     }
 
@@ -348,6 +485,7 @@ impl Settings {
             max_tokens: self.max_tokens,
             seed: Some(self.seed),
             scoring: self.scoring,
+            mode: self.mode,
         }
     }
 
@@ -362,16 +500,23 @@ impl Settings {
             prompt: self.prompt_column.clone(),
             chosen: self.chosen_column.clone(),
             rejected: self.rejected_column.clone(),
+            gold: self.gold_column.clone(),
+            category: self.category_column.clone(),
         }
     }
 }
 
 /// `INPUT's name + "-rejudged"`, in the current folder.
 fn default_output(input: &str) -> PathBuf {
+    output_named(input, "rejudged")
+}
+
+/// `INPUT's name + "-" + suffix`, in the current folder: the default output of a command.
+pub fn output_named(input: &str, suffix: &str) -> PathBuf {
     let stem = Path::new(input.trim_end_matches('/'))
         .file_stem()
         .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());
-    PathBuf::from(format!("{stem}-rejudged"))
+    PathBuf::from(format!("{stem}-{suffix}"))
 }
 
 #[cfg(test)]

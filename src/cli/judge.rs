@@ -4,7 +4,93 @@
 use anyhow::{Context, Result, bail};
 use rejudge::judge::openai::ApiKey;
 use rejudge::judge::{AnyJudge, Judge, OpenAiConfig, OpenAiJudge};
-use rejudge::settings::Settings;
+use rejudge::settings::{JudgeEntry, Settings};
+
+/// Every judge a run uses: the panel (one judge unless the config file lists `[[judges]]`) and
+/// the escalation judge.
+pub struct Panel {
+    /// Each judge with its weight.
+    pub members: Vec<(AnyJudge, f64)>,
+    /// The escalation judge and its threshold.
+    pub escalation: Option<(AnyJudge, f64)>,
+}
+
+impl Panel {
+    /// The judges as the pipeline takes them.
+    pub fn judges(&self, max_spread: Option<f64>) -> rejudge::run::Judges<'_, AnyJudge> {
+        rejudge::run::Judges {
+            members: self
+                .members
+                .iter()
+                .map(|(judge, weight)| rejudge::run::Member {
+                    judge,
+                    weight: *weight,
+                })
+                .collect(),
+            max_spread,
+            escalation: self
+                .escalation
+                .as_ref()
+                .map(|(judge, below)| rejudge::run::Escalation {
+                    judge,
+                    below: *below,
+                }),
+        }
+    }
+}
+
+/// Builds the panel the settings describe.
+pub async fn panel(settings: &Settings) -> Result<Panel> {
+    let members = match &settings.judges {
+        None => vec![(build(settings).await?, 1.0)],
+        Some(_) if settings.base_url.is_some() || settings.model_file.is_some() => bail!(
+            "the config file lists [[judges]] and a judge is also given with --base-url or --model-file\nhint: keep one of them"
+        ),
+        Some(entries) if entries.is_empty() => bail!("[[judges]] lists no judge"),
+        Some(entries) => {
+            let mut members = Vec::with_capacity(entries.len());
+            for entry in entries {
+                if !(entry.weight.is_finite() && entry.weight > 0.0) {
+                    bail!(
+                        "[[judges]] weight = {}: a weight must be a positive number",
+                        entry.weight
+                    );
+                }
+                members.push((build(&with_judge(settings, entry)).await?, entry.weight));
+            }
+            members
+        }
+    };
+    let escalation = match &settings.escalation {
+        Some(escalation) => {
+            if !(escalation.below.is_finite() && escalation.below >= 0.0) {
+                bail!(
+                    "[escalation] below = {}: a margin must be 0 or more",
+                    escalation.below
+                );
+            }
+            let judge = build(&with_judge(settings, &escalation.judge())).await?;
+            Some((judge, escalation.below))
+        }
+        None => None,
+    };
+    Ok(Panel {
+        members,
+        escalation,
+    })
+}
+
+/// The settings with `entry`'s judge in place of the main one.
+fn with_judge(settings: &Settings, entry: &JudgeEntry) -> Settings {
+    let mut one = settings.clone();
+    one.base_url.clone_from(&entry.base_url);
+    one.model.clone_from(&entry.model);
+    one.model_file.clone_from(&entry.model_file);
+    one.api_key_env.clone_from(&entry.api_key_env);
+    one.judges = None;
+    one.escalation = None;
+    one
+}
 
 /// The judge: an OpenAI-compatible server when a base URL is set, else in-process.
 pub async fn build(settings: &Settings) -> Result<AnyJudge> {
@@ -66,9 +152,14 @@ async fn local(_settings: &Settings) -> Result<AnyJudge> {
     )
 }
 
-/// Whether the judge is the tiny model the demo and tests use.
-pub fn is_demo_model(judge: &AnyJudge) -> bool {
-    judge.model().contains("gemma-3-270m")
+/// Whether the judges include the tiny model the demo and tests use.
+pub fn is_demo_model(panel: &Panel) -> bool {
+    panel
+        .members
+        .iter()
+        .map(|(judge, _)| judge)
+        .chain(panel.escalation.iter().map(|(judge, _)| judge))
+        .any(|judge| judge.model().contains("gemma-3-270m"))
 }
 
 /// The API key from the named variable, else `OPENAI_API_KEY`, else `HF_TOKEN` for Hugging Face

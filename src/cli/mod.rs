@@ -5,13 +5,15 @@ mod judge;
 mod progress;
 mod signals;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use rejudge::dataset::OutputFormat;
 use rejudge::judge::Scoring;
-use rejudge::prompt::{Language, Order, PromptBuilder};
-use rejudge::run::{Input, Stop, dry_run, rerank};
+use rejudge::prompt::{Language, Mode, Order, PromptBuilder};
+use rejudge::report::{Calibration, EvalSettings};
+use rejudge::run::{Input, RunConfig, Stop, dry_run, evaluate, rerank};
 use rejudge::settings::{LanguageChoice, Settings, SettingsLayer};
+use rejudge::verdict::Inconsistent;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +30,44 @@ enum Command {
     /// Rate both responses of every pair, swap the pairs the judge prefers the other way round,
     /// flag ties, and write the re-ranked dataset with a report.
     Rerank(Box<RerankArguments>),
+    /// Measure the judge against human-labelled pairs: agreement, Cohen's kappa, position and
+    /// length bias, and the margin that reaches a target agreement.
+    Eval(Box<EvalArguments>),
+}
+
+/// `rejudge eval`: every `rerank` flag, and where the human labels are.
+#[derive(Debug, clap::Args)]
+struct EvalArguments {
+    #[command(flatten)]
+    run: RerankArguments,
+    /// Column holding the human preference: chosen/rejected, 1/2 or a/b [default: `label` in
+    /// LLMBar's input/output_1/output_2 layout; otherwise `chosen` is the preferred response].
+    #[arg(long)]
+    gold_column: Option<String>,
+    /// Column holding each pair's category, for a per-category table [default: `category` or
+    /// `subset` when present].
+    #[arg(long)]
+    category_column: Option<String>,
+    /// Find the smallest margin whose decided pairs reach this agreement with the labels, and
+    /// write it to OUTPUT/calibration.json for `rerank --calibration`.
+    #[arg(long)]
+    target_agreement: Option<f64>,
+}
+
+impl EvalArguments {
+    fn settings(&self) -> Result<Settings> {
+        let mut layer = self.run.merged_layer()?;
+        layer.gold_column = self.gold_column.clone().or(layer.gold_column);
+        layer.category_column = self.category_column.clone().or(layer.category_column);
+        layer.target_agreement = self.target_agreement.or(layer.target_agreement);
+        if layer.output.is_none() {
+            layer.output = layer
+                .input
+                .as_deref()
+                .map(|input| rejudge::settings::output_named(input, "eval"));
+        }
+        Ok(Settings::resolve(layer)?)
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -59,6 +99,22 @@ enum ScoringFlag {
     Logprobs,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeFlag {
+    /// A 1-5 score and a rationale for each response (UltraFeedback-style).
+    Rating,
+    /// Which response is better, or a tie, as the answer's first token; then a reason.
+    Pairwise,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InconsistentFlag {
+    /// Average the two orders' distributions, then apply the margin.
+    Merge,
+    /// Opposite outcomes in the two orders make a tie (FastChat's rule).
+    Tie,
+}
+
 /// Every setting is optional here so that a config file can supply it; defaults are applied by
 /// `Settings::resolve` and shown in the help text.
 #[derive(Debug, clap::Args)]
@@ -71,7 +127,8 @@ struct RerankArguments {
     #[arg(long, env = "REJUDGE_CONFIG")]
     config: Option<PathBuf>,
 
-    /// Output folder [default: INPUT's name + "-rejudged", in the current folder].
+    /// Output folder [default: INPUT's name + "-rejudged" (rerank) or "-eval" (eval), in the
+    /// current folder].
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Output data format [default: parquet].
@@ -125,6 +182,12 @@ struct RerankArguments {
     /// log-probabilities (continuous, fewer false ties) [default: score].
     #[arg(long, value_enum)]
     scoring: Option<ScoringFlag>,
+    /// The judging protocol [default: rating].
+    #[arg(long, value_enum)]
+    mode: Option<ModeFlag>,
+    /// With --order both, what two orders that disagree give [default: merge].
+    #[arg(long, value_enum)]
+    on_inconsistent: Option<InconsistentFlag>,
     /// Rubric language [default: auto].
     #[arg(long, value_enum)]
     lang: Option<LanguageFlag>,
@@ -136,7 +199,8 @@ struct RerankArguments {
     /// averages, which removes position bias at twice the cost [default: random].
     #[arg(long, value_enum)]
     order: Option<OrderFlag>,
-    /// Score differences up to this size count as ties [default: 0].
+    /// Decision values up to this size count as ties: a score difference (rating) or a
+    /// probability difference (pairwise) [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     tie_margin: Option<f64>,
 
@@ -155,6 +219,10 @@ struct RerankArguments {
     /// The largest judge answer read, in bytes; a larger one fails its row [default: 4194304].
     #[arg(long)]
     max_response_bytes: Option<usize>,
+    /// A calibration.json from `rejudge eval --target-agreement`: its margin decides ties
+    /// (instead of --tie-margin), and the report records it.
+    #[arg(long)]
+    calibration: Option<PathBuf>,
     /// Show the first rendered prompt and a token estimate; call no judge.
     #[arg(long)]
     dry_run: bool,
@@ -190,6 +258,14 @@ impl RerankArguments {
                 ScoringFlag::Score => Scoring::Score,
                 ScoringFlag::Logprobs => Scoring::Logprobs,
             }),
+            mode: self.mode.map(|m| match m {
+                ModeFlag::Rating => Mode::Rating,
+                ModeFlag::Pairwise => Mode::Pairwise,
+            }),
+            on_inconsistent: self.on_inconsistent.map(|o| match o {
+                InconsistentFlag::Merge => Inconsistent::Merge,
+                InconsistentFlag::Tie => Inconsistent::Tie,
+            }),
             lang: self.lang.map(|l| match l {
                 LanguageFlag::Auto => LanguageChoice::Auto,
                 LanguageFlag::En => LanguageChoice::En,
@@ -208,16 +284,23 @@ impl RerankArguments {
             max_attempts: self.max_attempts,
             limit: self.limit,
             max_response_bytes: self.max_response_bytes,
+            calibration: self.calibration.clone(),
+            ..SettingsLayer::default()
         }
     }
 
-    /// Flags and environment over the config file over the defaults.
-    fn settings(&self) -> Result<Settings> {
+    /// Flags and environment over the config file.
+    fn merged_layer(&self) -> Result<SettingsLayer> {
         let file = match &self.config {
             Some(path) => SettingsLayer::from_file(path)?,
             None => SettingsLayer::default(),
         };
-        Ok(Settings::resolve(self.layer().over(file))?)
+        Ok(self.layer().over(file))
+    }
+
+    /// Flags and environment over the config file over the defaults.
+    fn settings(&self) -> Result<Settings> {
+        Ok(Settings::resolve(self.merged_layer()?)?)
     }
 }
 
@@ -233,6 +316,66 @@ pub enum Finish {
 pub fn execute(arguments: Arguments) -> Result<Finish> {
     match arguments.command {
         Command::Rerank(arguments) => rerank_command(&arguments),
+        Command::Eval(arguments) => eval_command(&arguments),
+    }
+}
+
+/// What every judging command sets up once its input is open.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    panel: judge::Panel,
+    max_spread: Option<f64>,
+    stop: Arc<Stop>,
+    progress: progress::Bar,
+    config: RunConfig,
+}
+
+impl Session {
+    fn start(settings: &Settings, quiet: bool) -> Result<Self> {
+        let config = run_config(settings)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let panel = runtime.block_on(judge::panel(settings))?;
+        if judge::is_demo_model(&panel) {
+            eprintln!(
+                "note: the judge is the tiny gemma-3-270m demo model; its verdicts show the pipeline working, not real quality"
+            );
+        }
+        let stop = Arc::new(Stop::default());
+        runtime.spawn(signals::watch(stop.clone()));
+        Ok(Session {
+            runtime,
+            panel,
+            max_spread: settings.panel.and_then(|panel| panel.max_spread),
+            stop,
+            progress: progress::Bar::new(quiet),
+            config,
+        })
+    }
+}
+
+/// The pipeline's settings, with the margin of a calibration file when one is given.
+fn run_config(settings: &Settings) -> Result<RunConfig> {
+    let mut config = settings.run_config();
+    if let Some(path) = &settings.calibration {
+        let calibration = Calibration::load(path)?;
+        calibration
+            .check(settings.mode.as_str(), scoring_name(settings.scoring))
+            .with_context(|| format!("--calibration {}", path.display()))?;
+        if settings.tie_margin != 0.0 {
+            bail!("--calibration and --tie-margin both set the margin\nhint: give one of them");
+        }
+        config.policy.tie_margin = calibration.margin;
+        config.calibration = Some(calibration);
+    }
+    Ok(config)
+}
+
+fn scoring_name(scoring: Scoring) -> &'static str {
+    match scoring {
+        Scoring::Score => "score",
+        Scoring::Logprobs => "logprobs",
     }
 }
 
@@ -244,20 +387,16 @@ fn rerank_command(arguments: &RerankArguments) -> Result<Finish> {
         print_dry_run(&input, &prompt, &settings)?;
         return Ok(Finish::Complete);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let judge = runtime.block_on(judge::build(&settings))?;
-    if judge::is_demo_model(&judge) {
-        eprintln!(
-            "note: the judge is the tiny gemma-3-270m demo model; its verdicts show the pipeline working, not real quality"
-        );
-    }
-    let stop = Arc::new(Stop::default());
-    runtime.spawn(signals::watch(stop.clone()));
-    let progress = progress::Bar::new(arguments.quiet);
-    let config = settings.run_config();
-    let report = runtime.block_on(rerank(input, &prompt, &judge, &config, &progress, &stop));
+    let session = Session::start(&settings, arguments.quiet)?;
+    let judges = session.panel.judges(session.max_spread);
+    let Session {
+        runtime,
+        stop,
+        progress,
+        config,
+        ..
+    } = &session;
+    let report = runtime.block_on(rerank(input, &prompt, &judges, config, progress, stop));
     progress.done();
     let report = report?;
     println!("{}", report.summary_table().trim_end());
@@ -266,12 +405,61 @@ fn rerank_command(arguments: &RerankArguments) -> Result<Finish> {
         report.output.display(),
         settings.output.join("report.json").display()
     );
+    Ok(finish(&report))
+}
+
+fn eval_command(arguments: &EvalArguments) -> Result<Finish> {
+    let settings = arguments.settings()?;
+    let input = Input::open_labelled(Path::new(&settings.input), &settings.column_overrides())?;
+    let prompt = prompt(&settings, &input)?;
+    if arguments.run.dry_run {
+        print_dry_run(&input, &prompt, &settings)?;
+        return Ok(Finish::Complete);
+    }
+    let session = Session::start(&settings, arguments.run.quiet)?;
+    let judges = session.panel.judges(session.max_spread);
+    let Session {
+        runtime,
+        stop,
+        progress,
+        config,
+        ..
+    } = &session;
+    let evaluation = EvalSettings {
+        target_agreement: settings.target_agreement,
+        seed: settings.seed,
+    };
+    let evaluated = runtime.block_on(evaluate(
+        input,
+        &prompt,
+        &judges,
+        config,
+        &evaluation,
+        progress,
+        stop,
+    ));
+    progress.done();
+    let (report, evaluated) = evaluated?;
+    println!("{}", evaluated.summary().trim_end());
+    if let (Some(target), None) = (settings.target_agreement, &evaluated.calibration) {
+        println!(
+            "no margin reaches {:.1}% agreement among decided pairs",
+            100.0 * target
+        );
+    }
+    println!("wrote {}", settings.output.join("eval.json").display());
+    Ok(finish(&report))
+}
+
+/// How a finished run ends: failed rows ask for a rerun.
+fn finish(report: &rejudge::report::Report) -> Finish {
     let failed = report.outcomes.get("failed").copied().unwrap_or(0);
     if failed > 0 {
         eprintln!("rejudge: {failed} rows failed; run the same command to try them again");
-        return Ok(Finish::FailedRows);
+        Finish::FailedRows
+    } else {
+        Finish::Complete
     }
-    Ok(Finish::Complete)
 }
 
 fn prompt(settings: &Settings, input: &Input) -> Result<PromptBuilder> {
@@ -281,10 +469,11 @@ fn prompt(settings: &Settings, input: &Input) -> Result<PromptBuilder> {
         LanguageChoice::It => Language::It,
     };
     Ok(match &settings.template {
-        None => PromptBuilder::builtin(language),
+        None => PromptBuilder::builtin(language, settings.mode),
         Some(path) => {
             let source = fs_err::read_to_string(path).context("reading the template")?;
-            PromptBuilder::from_template(&path.display().to_string(), source, language)?
+            let name = path.display().to_string();
+            PromptBuilder::from_template(&name, source, language, settings.mode)?
         }
     })
 }

@@ -18,6 +18,11 @@ const CHOSEN_NAMES: &[&str] = &["chosen", "chosen_response", "response_chosen"];
 const REJECTED_NAMES: &[&str] = &["rejected", "rejected_response", "response_rejected"];
 const HISTORY_NAMES: &[&str] = &["conversations", "conversation", "messages"];
 const SYSTEM_NAMES: &[&str] = &["system", "system_prompt"];
+const CATEGORY_NAMES: &[&str] = &["category", "subset"];
+/// LLMBar's layout: two outputs and the number of the better one.
+const FIRST_OUTPUT: &str = "output_1";
+const SECOND_OUTPUT: &str = "output_2";
+const LABEL: &str = "label";
 
 /// Column names given on the command line; they win over detection.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +33,10 @@ pub struct ColumnOverrides {
     pub chosen: Option<String>,
     /// The rejected-response column.
     pub rejected: Option<String>,
+    /// `eval`: the column holding the human preference (chosen/rejected, 1/2 or a/b).
+    pub gold: Option<String>,
+    /// `eval`: the column holding each row's category, for per-category statistics.
+    pub category: Option<String>,
 }
 
 /// One turn of a conversation, with the role normalised to `system`, `user` or `assistant`.
@@ -52,6 +61,11 @@ pub struct Conversation {
     pub chosen: String,
     /// The text of the stored rejected response.
     pub rejected: String,
+    /// Whether `chosen` comes from the first response column. Always true for `rerank`; for
+    /// `eval`, false when the human label prefers the second column.
+    pub chosen_is_first: bool,
+    /// The row's category, when the input has a category column (`eval`).
+    pub category: Option<String>,
 }
 
 /// Where each part of a [`Conversation`] lives in a row.
@@ -70,6 +84,22 @@ pub struct ColumnMap {
     pub chosen: String,
     /// The rejected-response column.
     pub rejected: String,
+    /// Where the human preference comes from (`eval` only): `chosen` and `rejected` are then
+    /// the first and second response columns, and each row's conversation puts the preferred
+    /// response in `chosen`.
+    pub gold: Option<Gold>,
+    /// The category column (`eval` only).
+    pub category: Option<String>,
+}
+
+/// Where `eval` finds the human preference.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gold {
+    /// The layout says it: the `chosen` column is the preferred response.
+    Chosen,
+    /// A column says it for each row: `chosen`/`rejected`, `1`/`2` or `a`/`b` (first or second
+    /// response column).
+    Column(String),
 }
 
 impl ColumnMap {
@@ -108,15 +138,61 @@ impl ColumnMap {
             history,
             chosen,
             rejected,
+            gold: None,
+            category: None,
         })
+    }
+
+    /// Finds the columns of a human-labelled set for `eval`: prompt/chosen/rejected (chosen is
+    /// preferred), LLMBar's input/output_1/output_2/label, or any layout with a gold column.
+    pub fn detect_labelled(
+        path: &Path,
+        schema: &Schema,
+        overrides: &ColumnOverrides,
+        first: &RecordBatch,
+    ) -> Result<Self, DatasetError> {
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let has = |name: &str| columns.iter().any(|c| c == name);
+        let llmbar =
+            overrides.chosen.is_none() && !has("chosen") && has(FIRST_OUTPUT) && has(SECOND_OUTPUT);
+        let mut overrides = overrides.clone();
+        if llmbar {
+            overrides.chosen = Some(FIRST_OUTPUT.into());
+            overrides.rejected = Some(SECOND_OUTPUT.into());
+            overrides.gold = overrides.gold.or_else(|| has(LABEL).then(|| LABEL.into()));
+        }
+        let mut map = ColumnMap::detect(path, schema, &overrides, first)?;
+        map.gold = Some(match overrides.gold {
+            Some(name) if has(&name) => Gold::Column(name),
+            Some(name) => return Err(missing(path, &columns, "gold label", &[name.as_str()])),
+            None if llmbar => return Err(missing(path, &columns, "gold label", &[LABEL])),
+            None => Gold::Chosen,
+        });
+        map.category = match overrides.category {
+            Some(name) if has(&name) => Some(name),
+            Some(name) => return Err(missing(path, &columns, "category", &[name.as_str()])),
+            None => first_present(&columns, CATEGORY_NAMES),
+        };
+        Ok(map)
     }
 
     /// The columns the judge reads.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        [&self.prompt, &self.input, &self.system, &self.history]
-            .into_iter()
-            .filter_map(Option::as_deref)
-            .chain([self.chosen.as_str(), self.rejected.as_str()])
+        let gold = match &self.gold {
+            Some(Gold::Column(name)) => Some(name.as_str()),
+            _ => None,
+        };
+        [
+            &self.prompt,
+            &self.input,
+            &self.system,
+            &self.history,
+            &self.category,
+        ]
+        .into_iter()
+        .filter_map(Option::as_deref)
+        .chain(gold)
+        .chain([self.chosen.as_str(), self.rejected.as_str()])
     }
 
     /// The conversation of every row of a batch, or why a row cannot be judged. Only the mapped
@@ -175,13 +251,50 @@ impl ColumnMap {
             Some(_) => return Err("the conversation does not end with a user turn".into()),
             None => return Err("no prompt found in the row".into()),
         };
+        let chosen_is_first = match &self.gold {
+            Some(Gold::Column(column)) => gold_is_first(record.get(column), column)?,
+            _ => true,
+        };
+        let (chosen, rejected) = if chosen_is_first {
+            (chosen, rejected)
+        } else {
+            (rejected, chosen)
+        };
+        let category = self
+            .category
+            .as_ref()
+            .and_then(|column| record.get(column))
+            .and_then(|value| match value {
+                Value::Null => None,
+                Value::String(text) => Some(text.clone()),
+                other => Some(other.to_string()),
+            });
         Ok(Conversation {
             system,
             history,
             prompt,
             chosen,
             rejected,
+            chosen_is_first,
+            category,
         })
+    }
+}
+
+/// Whether a gold label names the first response column: `chosen`, `1`, `a` (any case), or
+/// the second: `rejected`, `2`, `b`.
+fn gold_is_first(value: Option<&Value>, column: &str) -> Result<bool, String> {
+    let text = match value {
+        Some(Value::String(text)) => text.trim().to_ascii_lowercase(),
+        Some(Value::Number(number)) => number.to_string(),
+        _ => return Err(format!("{column} is missing or not a label")),
+    };
+    match text.as_str() {
+        "chosen" | "1" | "1.0" | "a" => Ok(true),
+        "rejected" | "2" | "2.0" | "b" => Ok(false),
+        _ => Err(format!(
+            "{column} is {text:?}; expected chosen/rejected, 1/2 or a/b"
+        )),
     }
 }
 
@@ -464,6 +577,46 @@ mod tests {
         }
     }
 
+    fn detect_labelled(row: &Value, overrides: &ColumnOverrides) -> ColumnMap {
+        let batch = crate::dataset::json::batch_of(std::slice::from_ref(row));
+        ColumnMap::detect_labelled(Path::new("gold.jsonl"), &batch.schema(), overrides, &batch)
+            .expect("columns are detected")
+    }
+
+    #[test]
+    fn llmbar_labels_put_the_preferred_output_in_chosen() {
+        let row = json!({"input": "Q?", "output_1": "one", "output_2": "two", "label": 2});
+        let columns = detect_labelled(&row, &ColumnOverrides::default());
+        assert_eq!(columns.gold, Some(Gold::Column("label".into())));
+        let conversation = columns.conversation(&map(row)).unwrap();
+        assert_eq!(
+            (conversation.chosen.as_str(), conversation.rejected.as_str()),
+            ("two", "one")
+        );
+        assert!(!conversation.chosen_is_first);
+        let bad = json!({"input": "Q?", "output_1": "one", "output_2": "two", "label": 3});
+        let error = columns.conversation(&map(bad)).unwrap_err();
+        assert!(error.contains("label is \"3\""), "{error}");
+    }
+
+    #[test]
+    fn a_gold_column_and_a_category() {
+        let row = json!({"prompt": "Q?", "chosen": "x", "rejected": "y", "human": "B", "category": "math"});
+        let overrides = ColumnOverrides {
+            gold: Some("human".into()),
+            ..ColumnOverrides::default()
+        };
+        let columns = detect_labelled(&row, &overrides);
+        let conversation = columns.conversation(&map(row)).unwrap();
+        assert_eq!(conversation.chosen, "y");
+        assert_eq!(conversation.category.as_deref(), Some("math"));
+        let plain = json!({"prompt": "Q?", "chosen": "x", "rejected": "y"});
+        assert_eq!(
+            detect_labelled(&plain, &ColumnOverrides::default()).gold,
+            Some(Gold::Chosen)
+        );
+    }
+
     #[test]
     fn a_missing_column_lists_the_columns_found() {
         let schema = schema(&["query", "chosen", "rejected"]);
@@ -489,6 +642,7 @@ mod tests {
             prompt: Some("q".into()),
             chosen: Some("good".into()),
             rejected: Some("bad".into()),
+            ..ColumnOverrides::default()
         };
         let empty = RecordBatch::new_empty(std::sync::Arc::new(schema.clone()));
         let map = ColumnMap::detect(Path::new("x"), &schema, &overrides, &empty).unwrap();

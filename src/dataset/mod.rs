@@ -15,7 +15,7 @@ mod typing;
 mod write;
 
 pub use cell::JSON_TEXT;
-pub use columns::{ColumnMap, ColumnOverrides, Conversation, Turn};
+pub use columns::{ColumnMap, ColumnOverrides, Conversation, Gold, Turn};
 pub use read::{Batches, Dataset, InputFormat};
 pub use write::{OutputFormat, OutputWriter, output_batch, output_schema};
 

@@ -460,7 +460,7 @@ mod tests {
             rationale: "why".into(),
             distribution: None,
         };
-        Judgment {
+        Judgment::Ratings {
             response_a: rating(4.0),
             response_b: rating(2.0),
         }

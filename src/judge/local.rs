@@ -15,10 +15,8 @@
     clippy::cast_sign_loss
 )]
 
-use super::{
-    Judge, JudgeError, JudgeRequest, Reply, Sampling, Scoring, Usage, score_distributions,
-};
-use crate::prompt::{ChatMessage, judgment_schema};
+use super::{Judge, JudgeError, JudgeRequest, Reply, Sampling, Scoring, Usage, read_probabilities};
+use crate::prompt::{ChatMessage, Mode, PAIRWISE_GRAMMAR, judgment_schema};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -234,7 +232,10 @@ fn serve(
             return;
         }
     };
-    let grammar = llama_cpp_2::json_schema_to_grammar(&judgment_schema().to_string()).ok();
+    let grammar = match config.sampling.mode {
+        Mode::Rating => llama_cpp_2::json_schema_to_grammar(&judgment_schema().to_string()).ok(),
+        Mode::Pairwise => Some(PAIRWISE_GRAMMAR.to_owned()),
+    };
     let _ = ready.send(Ok(()));
     let mut engine = Engine::new(&model, context, config, grammar);
     engine.run(jobs);
@@ -303,7 +304,9 @@ struct Engine<'m> {
     slots: Vec<Option<Active>>,
     prefix: Vec<LlamaToken>,
     prefix_ready: bool,
-    digits: Vec<(usize, LlamaToken)>,
+    /// The tokens whose probabilities are read: score digits (labelled "1".."5") under the
+    /// rating protocol, the verdict's first token ("A", "tie", "B") under the pairwise one.
+    probed: Vec<(&'static str, LlamaToken)>,
 }
 
 impl<'m> Engine<'m> {
@@ -313,17 +316,7 @@ impl<'m> Engine<'m> {
         config: LocalConfig,
         grammar: Option<String>,
     ) -> Self {
-        let vocab = model.vocab();
-        let mut digits = Vec::new();
-        for digit in 1..=5usize {
-            for spelling in [format!("{digit}"), format!(" {digit}")] {
-                if let [token] = vocab.tokenize(spelling.as_bytes(), false, false)[..]
-                    && !digits.contains(&(digit, token))
-                {
-                    digits.push((digit, token));
-                }
-            }
-        }
+        let probed = probed_tokens(model, config.sampling.mode);
         let slots = (0..config.sequences.max(1)).map(|_| None).collect();
         Engine {
             model,
@@ -333,7 +326,7 @@ impl<'m> Engine<'m> {
             slots,
             prefix: Vec::new(),
             prefix_ready: false,
-            digits,
+            probed,
         }
     }
 
@@ -598,7 +591,8 @@ impl<'m> Engine<'m> {
         }
     }
 
-    /// Log-probabilities of the score digits when the answer so far ends at a score position.
+    /// Log-probabilities of the probed tokens where the answer is about to commit: a score
+    /// position (`"score":`) under the rating protocol, the first token under the pairwise one.
     fn score_candidates(&self, slot: usize, index: i32) -> Vec<(String, f64)> {
         let Some(active) = self.slots[slot].as_ref() else {
             return Vec::new();
@@ -606,25 +600,38 @@ impl<'m> Engine<'m> {
         if self.config.sampling.scoring != Scoring::Logprobs {
             return Vec::new();
         }
-        let text = String::from_utf8_lossy(&active.text);
-        let trimmed = text.trim_end();
-        if !(trimmed.ends_with("\"score\":") || trimmed.ends_with("\"score\": ")) {
+        let at_verdict = match self.config.sampling.mode {
+            Mode::Rating => {
+                let text = String::from_utf8_lossy(&active.text);
+                let trimmed = text.trim_end();
+                trimmed.ends_with("\"score\":") || trimmed.ends_with("\"score\": ")
+            }
+            Mode::Pairwise => active.generated == 0,
+        };
+        if !at_verdict {
             return Vec::new();
         }
         let logits = self.context.get_logits_ith(index);
-        let mut best = [f64::NEG_INFINITY; 5];
-        for (digit, token) in &self.digits {
-            if let Some(logit) = logits.get(token.0 as usize) {
-                best[digit - 1] = best[digit - 1].max(f64::from(*logit));
+        let mut best: Vec<(&str, f64)> = Vec::new();
+        for (label, token) in &self.probed {
+            let Some(logit) = logits.get(token.0 as usize).map(|l| f64::from(*l)) else {
+                continue;
+            };
+            match best.iter_mut().find(|(seen, _)| seen == label) {
+                Some(entry) => entry.1 = entry.1.max(logit),
+                None => best.push((label, logit)),
             }
         }
-        let top = best.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let top = best
+            .iter()
+            .map(|(_, l)| *l)
+            .fold(f64::NEG_INFINITY, f64::max);
         if !top.is_finite() {
             return Vec::new();
         }
-        let total: f64 = best.iter().map(|l| (l - top).exp()).sum();
-        (1..=5)
-            .map(|d| (d.to_string(), best[d - 1] - top - total.ln()))
+        let total: f64 = best.iter().map(|(_, l)| (l - top).exp()).sum();
+        best.into_iter()
+            .map(|(label, logit)| (label.to_owned(), logit - top - total.ln()))
             .collect()
     }
 
@@ -633,8 +640,8 @@ impl<'m> Engine<'m> {
             return;
         };
         let _ = self.context.kv_cache_seq_rm(slot as i32, None, None);
-        let distributions = match self.config.sampling.scoring {
-            Scoring::Logprobs => score_distributions(active.steps),
+        let probabilities = match self.config.sampling.scoring {
+            Scoring::Logprobs => read_probabilities(self.config.sampling.mode, active.steps),
             Scoring::Score => None,
         };
         let reply = Reply {
@@ -643,8 +650,8 @@ impl<'m> Engine<'m> {
                 prompt_tokens: active.prompt_tokens as u64,
                 completion_tokens: active.generated as u64,
             },
-            distributions,
-            // The grammar compiled from the schema allows nothing else.
+            probabilities,
+            // The grammar allows nothing else.
             structured: true,
             attempts: 1,
             latency: active.started.elapsed(),
@@ -663,6 +670,31 @@ impl<'m> Engine<'m> {
             }
         }
     }
+}
+
+/// The single tokens that spell each probed answer, with and without a leading space. A verdict
+/// word the vocabulary splits ("tie" as "t" + "ie") is probed by its first token: under the
+/// grammar, nothing else can start with it.
+fn probed_tokens(model: &LlamaModel, mode: Mode) -> Vec<(&'static str, LlamaToken)> {
+    let labels: &[&'static str] = match mode {
+        Mode::Rating => &["1", "2", "3", "4", "5"],
+        Mode::Pairwise => &["A", "tie", "B"],
+    };
+    let vocab = model.vocab();
+    let mut probed = Vec::new();
+    for label in labels {
+        for spelling in [(*label).to_owned(), format!(" {label}")] {
+            let tokens = vocab.tokenize(spelling.as_bytes(), false, false);
+            let first = match (mode, tokens.as_slice()) {
+                (_, [token]) | (Mode::Pairwise, [token, ..]) => *token,
+                _ => continue,
+            };
+            if !probed.contains(&(*label, first)) {
+                probed.push((*label, first));
+            }
+        }
+    }
+    probed
 }
 
 /// Chooses and accepts the next token of one sequence.

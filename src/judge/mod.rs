@@ -13,7 +13,7 @@ pub use error::{Class, JudgeError, classify};
 pub use openai::{OpenAiConfig, OpenAiJudge};
 pub use retry::{Failure, RetryPolicy, Retrying, parse_retry_after};
 
-use crate::prompt::ChatMessage;
+use crate::prompt::{ChatMessage, Mode};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
@@ -40,6 +40,10 @@ pub struct Sampling {
     pub seed: Option<u64>,
     /// How scores are read.
     pub scoring: Scoring,
+    /// What the judge is asked for. Left out of the key under the rating protocol, so journals
+    /// written before the pairwise protocol existed keep their keys.
+    #[serde(skip_serializing_if = "Mode::is_rating")]
+    pub mode: Mode,
 }
 
 impl Default for Sampling {
@@ -49,8 +53,18 @@ impl Default for Sampling {
             max_tokens: 512,
             seed: Some(0),
             scoring: Scoring::Score,
+            mode: Mode::Rating,
         }
     }
+}
+
+/// Probabilities read from the judge's log-probabilities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Probabilities {
+    /// Score distributions over 1..5 at the two score positions (A, then B).
+    Scores([[f64; 5]; 2]),
+    /// Probabilities of A, tie and B at the verdict token.
+    Preference([f64; 3]),
 }
 
 /// One judgment request: the rendered messages.
@@ -76,8 +90,8 @@ pub struct Reply {
     pub text: String,
     /// Token usage, as the judge reported it.
     pub usage: Usage,
-    /// Score distributions at the two score positions (A, then B), under log-probability scoring.
-    pub distributions: Option<[[f64; 5]; 2]>,
+    /// What the log-probabilities said, under log-probability scoring.
+    pub probabilities: Option<Probabilities>,
     /// Whether the answer was generated under the judgment schema (a `response_format` the
     /// server accepted, or a grammar), so that it must be exactly one object of that schema.
     pub structured: bool,
@@ -197,9 +211,77 @@ where
     }
 }
 
+/// What the log-probabilities of a generated answer say under `mode`: the score distributions
+/// of a rating, or the probabilities of A, tie and B at the verdict token of a pairwise answer.
+pub fn read_probabilities<I, C, S>(mode: Mode, steps: I) -> Option<Probabilities>
+where
+    I: IntoIterator<Item = (S, C)>,
+    C: IntoIterator<Item = (S, f64)>,
+    S: AsRef<str>,
+{
+    match mode {
+        Mode::Rating => score_distributions(steps).map(Probabilities::Scores),
+        Mode::Pairwise => preference_probabilities(steps).map(Probabilities::Preference),
+    }
+}
+
+/// Which verdict a token spells: `Some(0)` for A, `Some(1)` for tie (or a start of "tie"),
+/// `Some(2)` for B.
+pub fn verdict_token(token: &str) -> Option<usize> {
+    match token.trim().to_ascii_lowercase().as_str() {
+        "a" => Some(0),
+        "t" | "ti" | "tie" => Some(1),
+        "b" => Some(2),
+        _ => None,
+    }
+}
+
+/// The probabilities of A, tie and B at the step where the verdict was written (the first
+/// token that spells one), renormalised over the candidates that spell a verdict.
+fn preference_probabilities<I, C, S>(steps: I) -> Option<[f64; 3]>
+where
+    I: IntoIterator<Item = (S, C)>,
+    C: IntoIterator<Item = (S, f64)>,
+    S: AsRef<str>,
+{
+    let (_, candidates) = steps
+        .into_iter()
+        .find(|(token, _)| verdict_token(token.as_ref()).is_some())?;
+    let mut mass = [0.0f64; 3];
+    for (token, logprob) in candidates {
+        if let Some(slot) = verdict_token(token.as_ref()) {
+            mass[slot] += logprob.exp();
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    (total > 0.0 && total.is_finite()).then(|| mass.map(|m| m / total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preference_is_read_where_the_verdict_is_written() {
+        let steps = vec![
+            ("**", vec![("**", -0.1), ("A", -3.0)]),
+            (
+                "B",
+                vec![("B", -0.2), (" A", -1.9), ("tie", -3.0), ("The", -4.0)],
+            ),
+            ("\n", vec![]),
+        ];
+        let [a, tie, b] = read_probabilities(Mode::Pairwise, steps)
+            .map(|p| match p {
+                Probabilities::Preference(p) => p,
+                Probabilities::Scores(_) => panic!("a preference"),
+            })
+            .expect("a verdict step");
+        assert!(b > a && a > tie, "{a} {tie} {b}");
+        assert!((a + tie + b - 1.0).abs() < 1e-9);
+        let none: Vec<(&str, Vec<(&str, f64)>)> = vec![("Hello", vec![("Hello", -0.1)])];
+        assert!(read_probabilities(Mode::Pairwise, none).is_none());
+    }
 
     #[test]
     fn distributions_are_found_at_both_score_positions() {

@@ -8,8 +8,10 @@
 //! message.
 
 use super::error::JudgeError;
-use super::{Judge, JudgeRequest, Reply, Sampling, Scoring, Usage, score_distributions};
-use crate::prompt::judgment_schema;
+use super::{
+    Judge, JudgeRequest, Probabilities, Reply, Sampling, Scoring, Usage, read_probabilities,
+};
+use crate::prompt::{Mode, judgment_schema};
 use crate::secrets::Redactor;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -124,6 +126,8 @@ impl OpenAiJudge {
 
     /// Sends one request and reads the answer.
     async fn send(&self, request: &JudgeRequest, structured: bool) -> Result<Reply, JudgeError> {
+        // The pairwise answer starts with its verdict token, which no JSON schema allows.
+        let structured = structured && self.config.sampling.mode == Mode::Rating;
         let mut call = self
             .client
             .post(&self.url)
@@ -153,15 +157,17 @@ impl OpenAiJudge {
                 retry_after,
             });
         }
-        let mut reply = reply_of(&body, structured).map_err(|error| match error {
-            Unreadable::Refusal(text) => JudgeError::Refusal {
-                text: self.redactor.scrub(&text).into_owned(),
+        let mut reply = reply_of(&body, structured, self.config.sampling.mode).map_err(
+            |error| match error {
+                Unreadable::Refusal(text) => JudgeError::Refusal {
+                    text: self.redactor.scrub(&text).into_owned(),
+                },
+                Unreadable::Malformed => JudgeError::Malformed {
+                    url: self.shown_url.clone(),
+                    body: self.redactor.scrub(&excerpt(&body)).into_owned(),
+                },
             },
-            Unreadable::Malformed => JudgeError::Malformed {
-                url: self.shown_url.clone(),
-                body: self.redactor.scrub(&excerpt(&body)).into_owned(),
-            },
-        })?;
+        )?;
         // A server can echo the request into the completion itself.
         if let std::borrow::Cow::Owned(clean) = self.redactor.scrub(&reply.text) {
             reply.text = clean;
@@ -290,22 +296,22 @@ enum Unreadable {
     Malformed,
 }
 
-/// The text, usage and score distributions of a chat completion.
-type Completion = (String, Usage, Option<[[f64; 5]; 2]>);
-
-fn reply_of(body: &[u8], structured: bool) -> Result<Reply, Unreadable> {
-    let (text, usage, distributions) = completion_of(body)?;
+fn reply_of(body: &[u8], structured: bool, mode: Mode) -> Result<Reply, Unreadable> {
+    let (text, usage, probabilities) = completion_of(body, mode)?;
     Ok(Reply {
         text,
         usage,
-        distributions,
+        probabilities,
         structured,
         attempts: 1,
         latency: Duration::ZERO,
     })
 }
 
-fn completion_of(body: &[u8]) -> Result<Completion, Unreadable> {
+/// The text, usage and log-probability readings of a chat completion.
+type Completion = (String, Usage, Option<Probabilities>);
+
+fn completion_of(body: &[u8], mode: Mode) -> Result<Completion, Unreadable> {
     let value: Value = serde_json::from_slice(body).map_err(|_| Unreadable::Malformed)?;
     let choice = value
         .get("choices")
@@ -333,12 +339,12 @@ fn completion_of(body: &[u8]) -> Result<Completion, Unreadable> {
         prompt_tokens: count("prompt_tokens"),
         completion_tokens: count("completion_tokens"),
     };
-    let distributions = choice
+    let probabilities = choice
         .get("logprobs")
         .and_then(|l| l.get("content"))
         .and_then(Value::as_array)
-        .and_then(|tokens| score_distributions(tokens.iter().map(token_candidates)));
-    Ok((text, usage, distributions))
+        .and_then(|tokens| read_probabilities(mode, tokens.iter().map(token_candidates)));
+    Ok((text, usage, probabilities))
 }
 
 fn token_candidates(entry: &Value) -> (String, Vec<(String, f64)>) {
@@ -423,7 +429,9 @@ mod tests {
             }],
             "usage": {"prompt_tokens": 100, "completion_tokens": 20}
         });
-        let Ok((text, usage, distributions)) = completion_of(body.to_string().as_bytes()) else {
+        let Ok((text, usage, probabilities)) =
+            completion_of(body.to_string().as_bytes(), Mode::Rating)
+        else {
             panic!("a completion")
         };
         assert!(text.starts_with('{'));
@@ -434,24 +442,26 @@ mod tests {
                 completion_tokens: 20
             }
         );
-        let [a, b] = distributions.unwrap();
+        let Some(Probabilities::Scores([a, b])) = probabilities else {
+            panic!("score distributions")
+        };
         assert!(a[3] > 0.8 && b[1] > 0.6);
     }
 
     #[test]
     fn malformed_bodies_are_not_replies() {
         assert!(matches!(
-            completion_of(b"<html>oops</html>"),
+            completion_of(b"<html>oops</html>", Mode::Rating),
             Err(Unreadable::Malformed)
         ));
         assert!(matches!(
-            completion_of(b"{\"choices\": []}"),
+            completion_of(b"{\"choices\": []}", Mode::Rating),
             Err(Unreadable::Malformed)
         ));
         let refusal =
             br#"{"choices": [{"message": {"content": null, "refusal": "I cannot help"}}]}"#;
         assert!(
-            matches!(completion_of(refusal), Err(Unreadable::Refusal(text)) if text == "I cannot help")
+            matches!(completion_of(refusal, Mode::Rating), Err(Unreadable::Refusal(text)) if text == "I cannot help")
         );
     }
 

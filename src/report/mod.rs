@@ -5,10 +5,16 @@
 //! a run works.
 
 mod card;
+pub mod eval;
+pub mod stats;
+
+pub mod plots;
+
+pub use eval::{Calibration, EvalContext, EvalRow, EvalSettings, Evaluation, Protocol, evaluate};
 
 use crate::judge::Usage;
-use crate::prompt::{Language, Order};
-use crate::verdict::{Outcome, ShownFirst, Verdict};
+use crate::prompt::{Language, Mode, Order};
+use crate::verdict::{Inconsistent, Outcome, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -25,6 +31,17 @@ pub enum ReportError {
     /// A report file could not be written (the path is in the message).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A plot could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] plots::PlotError),
+    /// A calibration file cannot be read or does not fit the run.
+    #[error("{}{message}", if path.as_os_str().is_empty() { String::new() } else { format!("{}: ", path.display()) })]
+    Calibration {
+        /// The file, when the problem is in reading it.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// What was run, as the report states it.
@@ -42,6 +59,14 @@ pub struct Description {
     pub order: Order,
     /// Score differences up to this count as ties.
     pub tie_margin: f64,
+    /// The protocol: `rating` or `pairwise`.
+    pub mode: Mode,
+    /// How scores were read: `score` or `logprobs`.
+    pub scoring: String,
+    /// What disagreeing orders gave.
+    pub on_inconsistent: Inconsistent,
+    /// Where the margin came from, when a calibration file set it.
+    pub calibration: Option<Calibration>,
 }
 
 /// Token totals.
@@ -73,19 +98,53 @@ pub struct Requests {
 pub struct Positions {
     /// The order policy.
     pub policy: String,
-    /// Judged rows where the stored chosen response was Response A.
+    /// Judgments where the stored chosen response was Response A.
     pub chosen_first: u64,
-    /// Judged rows where the stored rejected response was Response A.
+    /// Judgments where the stored rejected response was Response A.
     pub rejected_first: u64,
-    /// Decided rows (kept or swapped) won by the response shown first; far from half of the
-    /// decided rows, it points at a judge that favours a position.
+    /// Decided judgments (each order on its own) won by the response shown first; far from
+    /// half of the decided judgments, it points at a judge that favours a position.
     pub first_shown_won: u64,
-    /// Decided rows won by the response shown second.
+    /// Decided judgments won by the response shown second.
     pub second_shown_won: u64,
+    /// Rows judged in both orders.
+    pub both_orders: u64,
+    /// Of those, rows whose two orders gave the same outcome (position consistency).
+    pub consistent: u64,
+}
+
+/// What the report needs to know of a row besides its verdict.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowFacts {
+    /// Whether the stored chosen response is the longer one; `None` when both are as long or
+    /// the row could not be read.
+    pub chosen_longer: Option<bool>,
+    /// For `eval`: where the human-preferred response sits, and the row's category.
+    pub labelled: Option<Labelled>,
+}
+
+/// The human label of an evaluated row, as the statistics need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled {
+    /// Whether the preferred response is the first of the pair (see [`EvalRow::gold_first`]).
+    pub gold_first: bool,
+    /// The row's category.
+    pub category: Option<String>,
+}
+
+/// Bins of the fine margin histogram: 0.01 wide over 0 to 4, fine enough to redraw for either
+/// protocol's scale.
+const MARGIN_BINS: usize = 400;
+
+/// The fine histogram bin of a decision value.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // finite, >= 0, clamped below
+fn margin_bin(margin: f64) -> usize {
+    let hundredths = (margin.abs() * 100.0).min((MARGIN_BINS - 1) as f64);
+    hundredths as usize
 }
 
 /// Counts over the verdicts of a run, one row at a time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Tally {
     rows: u64,
     outcomes: BTreeMap<Outcome, u64>,
@@ -94,11 +153,52 @@ pub struct Tally {
     scored: u64,
     score_sums: [f64; 2],
     reasons: BTreeMap<String, u64>,
+    lengths: [u64; 2],
+    margins: Vec<u64>,
+    labelled: Vec<EvalRow>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            rows: 0,
+            outcomes: BTreeMap::new(),
+            tokens: Tokens::default(),
+            positions: Positions::default(),
+            scored: 0,
+            score_sums: [0.0; 2],
+            reasons: BTreeMap::new(),
+            lengths: [0; 2],
+            margins: vec![0; MARGIN_BINS],
+            labelled: Vec::new(),
+        }
+    }
 }
 
 impl Tally {
     /// Counts one finished row and the tokens it used.
-    pub fn count(&mut self, verdict: &Verdict, usage: Usage) {
+    pub fn count(&mut self, verdict: &Verdict, facts: &RowFacts, usage: Usage) {
+        self.count_length(verdict, facts);
+        if let Some(margin) = verdict.margin.filter(|m| m.is_finite()) {
+            self.margins[margin_bin(margin)] += 1;
+        }
+        if let Some(labelled) = &facts.labelled {
+            self.labelled.push(EvalRow {
+                outcome: verdict.outcome,
+                decision: verdict.margin.map(|m| {
+                    if verdict.outcome == Outcome::Swapped {
+                        -m
+                    } else {
+                        m
+                    }
+                }),
+                gold_first: labelled.gold_first,
+                gold_longer: facts.chosen_longer,
+                category: labelled.category.clone(),
+                orders: verdict.orders.clone(),
+                consistent: verdict.position_consistent(),
+            });
+        }
         self.rows += 1;
         *self.outcomes.entry(verdict.outcome).or_default() += 1;
         self.tokens.prompt = self.tokens.prompt.saturating_add(usage.prompt_tokens);
@@ -120,23 +220,46 @@ impl Tally {
 
     fn count_position(&mut self, verdict: &Verdict) {
         let positions = &mut self.positions;
-        match verdict.shown_first {
-            Some(ShownFirst::Chosen) => positions.chosen_first += 1,
-            Some(ShownFirst::Rejected) => positions.rejected_first += 1,
-            _ => {}
-        }
-        // The stored chosen response won a kept row, the stored rejected one a swapped row.
-        match (verdict.outcome, verdict.shown_first) {
-            (Outcome::Kept, Some(ShownFirst::Chosen))
-            | (Outcome::Swapped, Some(ShownFirst::Rejected)) => {
-                positions.first_shown_won += 1;
+        for order in &verdict.orders {
+            if order.chosen_first {
+                positions.chosen_first += 1;
+            } else {
+                positions.rejected_first += 1;
             }
-            (Outcome::Kept, Some(ShownFirst::Rejected))
-            | (Outcome::Swapped, Some(ShownFirst::Chosen)) => {
-                positions.second_shown_won += 1;
+            match order.first_won() {
+                Some(true) => positions.first_shown_won += 1,
+                Some(false) => positions.second_shown_won += 1,
+                None => {}
             }
-            _ => {}
         }
+        if let Some(consistent) = verdict.position_consistent() {
+            positions.both_orders += 1;
+            positions.consistent += u64::from(consistent);
+        }
+    }
+
+    /// Decided rows whose responses differ in length, and those the longer one won.
+    fn count_length(&mut self, verdict: &Verdict, facts: &RowFacts) {
+        let Some(chosen_longer) = facts.chosen_longer else {
+            return;
+        };
+        let longer_won = match verdict.outcome {
+            Outcome::Kept => chosen_longer,
+            Outcome::Swapped => !chosen_longer,
+            _ => return,
+        };
+        self.lengths[0] += 1;
+        self.lengths[1] += u64::from(longer_won);
+    }
+
+    /// The evaluated rows (`eval` runs only).
+    pub fn labelled(&self) -> &[EvalRow] {
+        &self.labelled
+    }
+
+    /// Tokens counted so far.
+    pub fn tokens(&self) -> Tokens {
+        self.tokens
     }
 
     /// Rows counted so far.
@@ -185,12 +308,78 @@ pub struct Report {
     pub language: Language,
     /// The tie margin used for decisions.
     pub tie_margin: f64,
+    /// The protocol: `rating` or `pairwise`.
+    pub mode: Mode,
+    /// How scores were read.
+    pub scoring: String,
+    /// What two orders that disagree gave.
+    pub on_inconsistent: Inconsistent,
+    /// The calibration that set the margin, if one did.
+    pub calibration: Option<Calibration>,
+    /// 95% Wilson intervals of the outcome rates.
+    pub rate_intervals: BTreeMap<String, [f64; 2]>,
     /// Which stored response was shown first.
     pub positions: Positions,
+    /// Share of rows judged in both orders whose orders agreed.
+    pub position_consistency: Option<f64>,
+    /// Decided rows whose responses differ in length that the longer response won.
+    pub length_bias: LengthShare,
+    /// How far the judge's decision values were from a tie (absolute values).
+    pub margins: MarginHistogram,
     /// Mean score of the (re-ranked) chosen and rejected responses over scored rows.
     pub mean_scores: BTreeMap<String, f64>,
     /// The most common failure reasons with their counts.
     pub failure_reasons: Vec<(String, u64)>,
+}
+
+/// How often the longer response won.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct LengthShare {
+    /// Decided rows whose two responses differ in length.
+    pub decided: u64,
+    /// Of those, rows the longer response won.
+    pub longer_won: u64,
+    /// The share, when there are such rows.
+    pub share: Option<f64>,
+}
+
+impl LengthShare {
+    fn of([decided, longer_won]: [u64; 2]) -> Self {
+        LengthShare {
+            decided,
+            longer_won,
+            share: stats::share(longer_won, decided),
+        }
+    }
+}
+
+/// A histogram of absolute decision values.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct MarginHistogram {
+    /// Bin edges, one more than the counts.
+    pub edges: Vec<f64>,
+    /// Rows per bin.
+    pub counts: Vec<u64>,
+}
+
+impl MarginHistogram {
+    /// The fine counts regrouped for the protocol's scale: 16 bins over 0-4 for ratings, 20
+    /// over 0-1 for preferences.
+    fn of(fine: &[u64], mode: Mode) -> Self {
+        let (bins, width) = match mode {
+            Mode::Rating => (16, 25),
+            Mode::Pairwise => (20, 5),
+        };
+        let mut counts = vec![0u64; bins];
+        for (at, count) in fine.iter().enumerate() {
+            counts[(at / width).min(bins - 1)] += count;
+        }
+        let step = width as f64 / 100.0;
+        MarginHistogram {
+            edges: (0..=bins).map(|i| i as f64 * step).collect(),
+            counts,
+        }
+    }
 }
 
 /// What the pipeline measured besides the verdicts.
@@ -220,6 +409,11 @@ impl Report {
             .map(|(name, count)| (name.clone(), share(*count)))
             .collect();
         let wall_seconds = measures.elapsed.as_secs_f64();
+        let rate_intervals = intervals(&outcomes, rows);
+        let positions = &tally.positions;
+        let position_consistency = stats::share(positions.consistent, positions.both_orders);
+        let length_bias = LengthShare::of(tally.lengths);
+        let margins = MarginHistogram::of(&tally.margins, description.mode);
         Report {
             rejudge_version: env!("CARGO_PKG_VERSION").to_owned(),
             input: description.input,
@@ -241,6 +435,14 @@ impl Report {
             template_sha256: description.template_sha256,
             language: description.language,
             tie_margin: description.tie_margin,
+            mode: description.mode,
+            scoring: description.scoring,
+            on_inconsistent: description.on_inconsistent,
+            calibration: description.calibration,
+            rate_intervals,
+            position_consistency,
+            length_bias,
+            margins,
             positions: Positions {
                 policy: description.order.as_str().to_owned(),
                 ..tally.positions
@@ -294,6 +496,17 @@ impl Report {
         }
         table
     }
+}
+
+/// 95% Wilson intervals of the outcome rates.
+fn intervals(outcomes: &BTreeMap<String, u64>, rows: u64) -> BTreeMap<String, [f64; 2]> {
+    outcomes
+        .iter()
+        .filter_map(|(name, count)| {
+            let interval = stats::wilson(*count, rows)?;
+            Some((name.clone(), [interval.low, interval.high]))
+        })
+        .collect()
 }
 
 fn mean_scores(tally: &Tally) -> BTreeMap<String, f64> {
@@ -366,7 +579,7 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), Repor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{DecisionPolicy, Rating};
+    use crate::verdict::{DecisionPolicy, Opinion, Rating, ShownFirst};
 
     fn tally() -> Tally {
         let rating = |score| Rating {
@@ -382,26 +595,24 @@ mod tests {
         };
         let scores = [(5.0, 2.0), (2.0, 4.0), (3.0, 3.0), (4.0, 1.0)];
         for (index, (chosen, rejected)) in scores.into_iter().enumerate() {
-            let shown = if index % 2 == 0 {
-                ShownFirst::Chosen
-            } else {
-                ShownFirst::Rejected
+            let opinion = Opinion::Ratings {
+                chosen: rating(chosen),
+                rejected: rating(rejected),
             };
             let policy = DecisionPolicy::default();
-            let verdict = Verdict::decide(
-                rating(chosen),
-                rating(rejected),
-                &policy,
-                shown,
-                model.clone(),
-            );
-            tally.count(&verdict, usage);
+            let verdict = Verdict::decide(vec![(index % 2 == 0, opinion)], &policy, model.clone());
+            let facts = RowFacts {
+                chosen_longer: Some(index != 1),
+                labelled: None,
+            };
+            tally.count(&verdict, &facts, usage);
         }
         let reason = "HTTP 500 from http://host/v1/chat/completions: overloaded (after 6 attempts)";
         let failed = Verdict::failed(reason.into(), ShownFirst::Chosen, model.clone());
-        tally.count(&failed, Usage::default());
+        tally.count(&failed, &RowFacts::default(), Usage::default());
         tally.count(
             &Verdict::invalid("rejected is null".into(), model),
+            &RowFacts::default(),
             Usage::default(),
         );
         tally
@@ -415,6 +626,10 @@ mod tests {
             language: Language::En,
             order: Order::Random,
             tie_margin: 0.0,
+            mode: Mode::Rating,
+            scoring: "score".into(),
+            on_inconsistent: Inconsistent::Merge,
+            calibration: None,
         };
         let measures = Measures {
             requests: Requests {

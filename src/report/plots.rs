@@ -22,6 +22,7 @@
 //! licence notices.
 
 use ab_glyph::{Font as _, FontRef, Glyph, PxScale, ScaleFont as _, point};
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -507,6 +508,34 @@ fn int(value: u32) -> i32 {
 }
 
 /// Draws the title centred in the title band and returns the area below the band.
+/// A chart frame with the margins and label areas every single-panel plot uses.
+fn frame<'a, 'b, 'c>(area: &'a Area<'c>) -> ChartBuilder<'a, 'b, Canvas<'c>> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin_left(12)
+        .margin_right(28)
+        .margin_top(8)
+        .margin_bottom(8)
+        .x_label_area_size(56)
+        .y_label_area_size(78);
+    builder
+}
+
+/// The axis text, grid and line styles every plot shares.
+fn house_style<'a, 'b, 'c, 'm, X, Y>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, Canvas<'c>>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, Canvas<'c>>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType: std::fmt::Debug + Clone>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType: std::fmt::Debug + Clone>,
+{
+    mesh.axis_desc_style(style(AXIS_PX, INK))
+        .label_style(style(TICK_PX, INK))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .axis_style(MUTED)
+}
+
 fn titled<'a>(
     root: &Area<'a>,
     title: &str,
@@ -925,32 +954,18 @@ fn draw_margins(root: &Area<'_>, margins: &[f64], tie_margin: f64, title: &str) 
     }
     let half = BIN_WIDTH / 2.0;
     let y_max = count_axis(top);
-    let mut chart = ChartBuilder::on(&body)
-        .margin_left(12)
-        .margin_right(28)
-        .margin_top(8)
-        .margin_bottom(8)
-        .x_label_area_size(56)
-        .y_label_area_size(78)
-        .build_cartesian_2d((-4.0 - half)..(4.0 + half), 0..y_max)?;
+    let mut chart = frame(&body).build_cartesian_2d((-4.0 - half)..(4.0 + half), 0..y_max)?;
     if let Some(t) = band {
         chart.draw_series(std::iter::once(Rectangle::new(
             [(-t, 0), (t, y_max)],
             BAND.filled(),
         )))?;
     }
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
+    house_style(chart.configure_mesh().disable_x_mesh())
         .x_labels(9)
         .x_label_formatter(&|v| number(*v))
         .x_desc("margin (score points)")
         .y_desc("rows")
-        .axis_desc_style(style(AXIS_PX, INK))
-        .label_style(style(TICK_PX, INK))
-        .bold_line_style(GRID)
-        .light_line_style(TRANSPARENT)
-        .axis_style(MUTED)
         .draw()?;
     let tie = band.unwrap_or(0.0);
     chart.draw_series(
@@ -1000,8 +1015,8 @@ fn share_axis(top: f64) -> f64 {
     if wanted > 1.0 { 1.12 } else { wanted.max(0.05) }
 }
 
-fn draw_swap_rate(root: &Area<'_>, points: &[(f64, bool)], title: &str) -> Drawn {
-    let body = titled(root, title)?;
+/// Rows and swapped rows per length-ratio bin.
+fn ratio_bins(points: &[(f64, bool)]) -> ([u64; RATIO_BINS], [u64; RATIO_BINS]) {
     let mut rows = [0_u64; RATIO_BINS];
     let mut swapped = [0_u64; RATIO_BINS];
     for &(ratio, was_swapped) in points.iter().filter(|(r, _)| r.is_finite()) {
@@ -1009,21 +1024,25 @@ fn draw_swap_rate(root: &Area<'_>, points: &[(f64, bool)], title: &str) -> Drawn
         rows[i] += 1;
         swapped[i] += u64::from(was_swapped);
     }
+    (rows, swapped)
+}
+
+fn draw_swap_rate(root: &Area<'_>, points: &[(f64, bool)], title: &str) -> Drawn {
+    let body = titled(root, title)?;
+    let (rows, swapped) = ratio_bins(points);
     let total: u64 = rows.iter().sum();
     let overall = share(swapped.iter().sum(), total);
-    let body = legend(
-        &body,
-        &[
-            (
-                "swapped share of the bin's rows".to_owned(),
-                Swatch::Block(ORANGE),
-            ),
-            (
-                format!("all rows: {}", percent(overall)),
-                Swatch::Dashed(INK),
-            ),
-        ],
-    )?;
+    let items = [
+        (
+            "swapped share of the bin's rows".to_owned(),
+            Swatch::Block(ORANGE),
+        ),
+        (
+            format!("all rows: {}", percent(overall)),
+            Swatch::Dashed(INK),
+        ),
+    ];
+    let body = legend(&body, &items)?;
     if total == 0 {
         return no_data(&body);
     }
@@ -1032,58 +1051,59 @@ fn draw_swap_rate(root: &Area<'_>, points: &[(f64, bool)], title: &str) -> Drawn
         .filter(|(_, (n, _))| **n > 0)
         .map(|(i, (n, s))| (i, *n, share(*s, *n)))
         .collect();
-    let top = rates.iter().map(|r| r.2).fold(overall, f64::max);
-    let y_max = share_axis(top);
+    let y_max = share_axis(rates.iter().map(|r| r.2).fold(overall, f64::max));
     let bins = u32::try_from(RATIO_BINS).unwrap_or(9);
-    let mut chart = ChartBuilder::on(&body)
-        .margin_left(12)
-        .margin_right(28)
-        .margin_top(8)
-        .margin_bottom(8)
-        .x_label_area_size(56)
-        .y_label_area_size(78)
-        .build_cartesian_2d((0..bins - 1).into_segmented(), 0.0..y_max)?;
+    let mut chart = frame(&body).build_cartesian_2d((0..bins - 1).into_segmented(), 0.0..y_max)?;
     let labels = |value: &SegmentValue<u32>| match value {
         SegmentValue::CenterOf(i) => ratio_label(*i as usize),
         _ => String::new(),
     };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
+    house_style(chart.configure_mesh().disable_x_mesh())
         .x_labels(RATIO_BINS)
         .x_label_formatter(&labels)
         .y_labels(6)
         .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
         .x_desc("length of stored chosen / length of stored rejected")
         .y_desc("swapped")
-        .axis_desc_style(style(AXIS_PX, INK))
-        .label_style(style(TICK_PX, INK))
-        .bold_line_style(GRID)
-        .light_line_style(TRANSPARENT)
-        .axis_style(MUTED)
         .draw()?;
     let gap = chart.plotting_area().dim_in_pixel().0 / bins / 6;
     chart.draw_series(rates.iter().map(|&(i, _, rate)| {
-        let mut bar = Rectangle::new(
-            [(SegmentValue::Exact(i), 0.0), (segment_end(i, bins), rate)],
-            ORANGE.filled(),
-        );
+        let corners = [(SegmentValue::Exact(i), 0.0), (segment_end(i, bins), rate)];
+        let mut bar = Rectangle::new(corners, ORANGE.filled());
         bar.set_margin(0, 0, gap, gap);
         bar
     }))?;
+    let line = [
+        (SegmentValue::Exact(0), overall),
+        (SegmentValue::Last, overall),
+    ];
     chart.draw_series(std::iter::once(DashedPathElement::new(
-        [
-            (SegmentValue::Exact(0), overall),
-            (SegmentValue::Last, overall),
-        ],
+        line,
         6,
         4,
         INK.stroke_width(2),
     )))?;
     // Labels go last on a white backing, so the reference line never runs through them.
+    draw_counts(&mut chart, &body, &rates)?;
+    Ok(())
+}
+
+/// Each bar's row count above it, on a white backing.
+fn draw_counts<X>(
+    chart: &mut ChartContext<
+        '_,
+        Canvas<'_>,
+        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
+    >,
+    body: &Area<'_>,
+    rates: &[(u32, u64, f64)],
+) -> Drawn
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = SegmentValue<u32>>,
+{
     let note = anchored(NOTE_PX, INK, HPos::Center, VPos::Bottom);
     let mut labels = Vec::with_capacity(rates.len());
-    for &(i, n, rate) in &rates {
+    for &(i, n, rate) in rates {
         let text = format!("n={n}");
         let (w, h) = body.estimate_text_size(&text, &note)?;
         let (w, h) = (int(w), int(h));
@@ -1124,6 +1144,39 @@ fn interpolate(points: &[(f64, f64)], x: f64) -> Option<f64> {
     })
 }
 
+/// The curve's points with finite values, clamped and sorted by margin.
+fn curve_points(curve: &[(f64, f64, f64)]) -> Vec<(f64, f64, f64)> {
+    let mut points: Vec<(f64, f64, f64)> = curve
+        .iter()
+        .filter(|(m, a, c)| m.is_finite() && a.is_finite() && c.is_finite())
+        .map(|&(m, a, c)| (clamp_margin(m), a.clamp(0.0, 1.0), c.clamp(0.0, 1.0)))
+        .collect();
+    points.sort_by(|x, y| x.0.total_cmp(&y.0));
+    points
+}
+
+fn agreement_legend(
+    agreement: &[(f64, f64)],
+    coverage: &[(f64, f64)],
+    marked: Option<f64>,
+) -> Vec<(String, Swatch)> {
+    let mut items = vec![
+        ("agreement".to_owned(), Swatch::Line(BLUE)),
+        ("coverage".to_owned(), Swatch::Dashed(ORANGE)),
+    ];
+    if let Some(m) = marked {
+        let at = |series: &[(f64, f64)]| interpolate(series, m).map_or_else(String::new, percent);
+        let text = format!(
+            "margin {}: agreement {}, coverage {}",
+            number(m),
+            at(agreement),
+            at(coverage)
+        );
+        items.push((text, Swatch::Dashed(GREY)));
+    }
+    items
+}
+
 fn draw_agreement(
     root: &Area<'_>,
     curve: &[(f64, f64, f64)],
@@ -1131,101 +1184,52 @@ fn draw_agreement(
     title: &str,
 ) -> Drawn {
     let body = titled(root, title)?;
-    let mut points: Vec<(f64, f64, f64)> = curve
-        .iter()
-        .filter(|(m, a, c)| m.is_finite() && a.is_finite() && c.is_finite())
-        .map(|&(m, a, c)| (clamp_margin(m), a.clamp(0.0, 1.0), c.clamp(0.0, 1.0)))
-        .collect();
-    points.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let points = curve_points(curve);
     let agreement: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
     let coverage: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.2)).collect();
     let marked = marked
         .filter(|m| m.is_finite() && !points.is_empty())
         .map(clamp_margin);
-    let mut items = vec![
-        ("agreement".to_owned(), Swatch::Line(BLUE)),
-        ("coverage".to_owned(), Swatch::Dashed(ORANGE)),
-    ];
-    if let Some(m) = marked {
-        let at = |series: &[(f64, f64)]| interpolate(series, m).map_or_else(String::new, percent);
-        items.push((
-            format!(
-                "margin {}: agreement {}, coverage {}",
-                number(m),
-                at(&agreement),
-                at(&coverage)
-            ),
-            Swatch::Dashed(GREY),
-        ));
-    }
-    let body = legend(&body, &items)?;
+    let body = legend(&body, &agreement_legend(&agreement, &coverage, marked))?;
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
         return no_data(&body);
     };
-    let (mut lo, mut hi) = (first.0, last.0);
-    if let Some(m) = marked {
-        lo = lo.min(m);
-        hi = hi.max(m);
-    }
+    let lo = marked.map_or(first.0, |m| first.0.min(m));
+    let hi = marked.map_or(last.0, |m| last.0.max(m));
     let pad = if hi > lo { (hi - lo) * 0.04 } else { 0.5 };
-    let mut chart = ChartBuilder::on(&body)
-        .margin_left(12)
-        .margin_right(28)
-        .margin_top(8)
-        .margin_bottom(8)
-        .x_label_area_size(56)
-        .y_label_area_size(78)
-        .build_cartesian_2d((lo - pad)..(hi + pad), 0.0..1.04)?;
-    chart
-        .configure_mesh()
+    let mut chart = frame(&body).build_cartesian_2d((lo - pad)..(hi + pad), 0.0..1.04)?;
+    house_style(&mut chart.configure_mesh())
         .x_labels(9)
         .x_label_formatter(&|v| number(*v))
         .y_labels(6)
         .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
-        .x_desc("decision margin threshold (score points)")
+        .x_desc("decision margin threshold")
         .y_desc("share of rows")
-        .axis_desc_style(style(AXIS_PX, INK))
-        .label_style(style(TICK_PX, INK))
-        .bold_line_style(GRID)
-        .light_line_style(TRANSPARENT)
-        .axis_style(MUTED)
         .draw()?;
     if let Some(m) = marked {
-        chart.draw_series(std::iter::once(DashedPathElement::new(
-            [(m, 0.0), (m, 1.04)],
-            6,
-            4,
-            GREY.stroke_width(2),
-        )))?;
+        let line = DashedPathElement::new([(m, 0.0), (m, 1.04)], 6, 4, GREY.stroke_width(2));
+        chart.draw_series(std::iter::once(line))?;
     }
-    chart.draw_series(std::iter::once(PathElement::new(
-        agreement.clone(),
-        BLUE.stroke_width(3),
-    )))?;
-    chart.draw_series(std::iter::once(DashedPathElement::new(
-        coverage.clone(),
-        8,
-        5,
-        ORANGE.stroke_width(3),
-    )))?;
+    let solid = PathElement::new(agreement.clone(), BLUE.stroke_width(3));
+    chart.draw_series(std::iter::once(solid))?;
+    let dashed = DashedPathElement::new(coverage.clone(), 8, 5, ORANGE.stroke_width(3));
+    chart.draw_series(std::iter::once(dashed))?;
     // Markers only where they stay readable; a dense curve is clearer as a bare line.
     if points.len() <= 40 {
         chart.draw_series(agreement.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
-        chart.draw_series(
-            coverage
-                .iter()
-                .map(|&p| TriangleMarker::new(p, 6, ORANGE.filled())),
-        )?;
+        let triangles = coverage
+            .iter()
+            .map(|&p| TriangleMarker::new(p, 6, ORANGE.filled()));
+        chart.draw_series(triangles)?;
     }
-    if let Some(m) = marked {
-        for (series, color) in [(&agreement, BLUE), (&coverage, ORANGE)] {
-            if let Some(y) = interpolate(series, m) {
-                chart.draw_series(std::iter::once(Circle::new(
-                    (m, y),
-                    7,
-                    color.stroke_width(3),
-                )))?;
-            }
+    let Some(m) = marked else { return Ok(()) };
+    for (series, color) in [(&agreement, BLUE), (&coverage, ORANGE)] {
+        if let Some(y) = interpolate(series, m) {
+            chart.draw_series(std::iter::once(Circle::new(
+                (m, y),
+                7,
+                color.stroke_width(3),
+            )))?;
         }
     }
     Ok(())

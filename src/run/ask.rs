@@ -9,11 +9,13 @@
 use super::{Counters, Row, RunConfig, RunError, Stop};
 use crate::dataset::Conversation;
 use crate::journal::{Entry, EntryStatus, Journal, RequestKey, Stored};
-use crate::judge::{Class, Failure, Judge, JudgeRequest, Reply, Retrying, Usage, error};
-use crate::prompt::{ChatMessage, Language, PromptBuilder};
+use crate::judge::{
+    Class, Failure, Judge, JudgeRequest, Probabilities, Reply, Retrying, Usage, error,
+};
+use crate::prompt::{ChatMessage, Language, Mode, PromptBuilder};
 use crate::verdict::{
-    AnswerFormat, Judgment, Rating, ShownFirst, Verdict, expected_score, merge_orders,
-    parse_judgment,
+    AnswerFormat, Assessment, Judgment, ShownFirst, Verdict, expected_score, parse_judgment,
+    parse_preference,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -81,18 +83,31 @@ pub(super) struct Gate {
 
 type Shared = Arc<OnceCell<(Asked, Cost)>>;
 
+/// One judge of a run, with its retry layer, its place in the journal's keys and its gate.
+pub(super) struct Seat<'a, J> {
+    pub judge: Retrying<&'a J>,
+    pub fingerprint: serde_json::Value,
+    pub model: Arc<str>,
+    pub weight: f64,
+    pub gate: Gate,
+}
+
 /// Everything a row needs to be judged, shared by the rows of a run.
 pub(super) struct Asker<'a, J> {
-    pub judge: Retrying<&'a J>,
+    /// The judges every row goes to: one, or a panel.
+    pub seats: Vec<Seat<'a, J>>,
+    /// A stronger judge for the rows the panel leaves within this margin of a tie.
+    pub escalation: Option<(Seat<'a, J>, f64)>,
+    /// Judges of a panel whose decision values lie further apart than this make a tie.
+    pub max_spread: Option<f64>,
+    /// The name written to `judge_model` for rows the panel decides.
+    pub name: Arc<str>,
     pub journal: &'a Journal,
     pub prompt: &'a PromptBuilder,
     pub config: &'a RunConfig,
-    pub fingerprint: serde_json::Value,
     pub run: RequestKey,
-    pub model: Arc<str>,
     pub permits: Semaphore,
     pub counters: Counters,
-    pub gate: Gate,
     pub in_flight: Mutex<HashMap<RequestKey, Shared>>,
     pub stop: &'a Stop,
 }
@@ -103,93 +118,125 @@ impl<J: Judge> Asker<'_, J> {
     pub async fn judge_row(&self, row: Row) -> Result<(Row, Verdict, Cost), RunError> {
         let (verdict, cost) = match &row.conversation {
             Err(reason) => (
-                Verdict::invalid(reason.clone(), self.model.clone()),
+                Verdict::invalid(reason.clone(), self.name.clone()),
                 Cost::NOTHING,
             ),
             Ok(conversation) if conversation.chosen == conversation.rejected => {
-                (Verdict::identical(self.model.clone()), Cost::NOTHING)
+                (Verdict::identical(self.name.clone()), Cost::NOTHING)
             }
             Ok(conversation) => self.verdict(row.index, conversation).await?,
         };
         Ok((row, verdict, cost))
     }
 
+    /// Every judge's assessment combined; a row the panel leaves near a tie goes to the
+    /// escalation judge, whose verdict then decides.
     async fn verdict(
         &self,
         index: u64,
         conversation: &Conversation,
     ) -> Result<(Verdict, Cost), RunError> {
         let orders = self.config.order.orders(index, self.config.seed);
-        let shown_first = ShownFirst::of(orders);
-        let judged = orders
+        let assessed = self
+            .seats
             .iter()
-            .map(|&chosen_first| self.judge_order(index, conversation, chosen_first));
+            .map(|seat| self.assess(seat, index, conversation));
         let mut cost = Cost::NOTHING;
-        let mut ratings = Vec::with_capacity(orders.len());
+        let mut assessments = Vec::with_capacity(self.seats.len());
         let mut failure = None;
-        for result in futures_util::future::join_all(judged).await {
-            let (outcome, spent) = result?;
+        for result in futures_util::future::join_all(assessed).await {
+            let (assessment, spent) = result?;
             cost = cost.add(spent);
-            match outcome {
-                Ok(pair) => ratings.push(pair),
+            match assessment {
+                Ok(assessment) => assessments.push(assessment),
                 Err(reason) => failure = failure.or(Some(reason)),
             }
         }
-        let model = self.model.clone();
-        let verdict = match failure {
-            Some(reason) => Verdict::failed(reason, shown_first, model),
-            None => {
-                let (chosen, rejected) = merge_orders(&ratings);
-                Verdict::decide(chosen, rejected, &self.config.policy, shown_first, model)
-            }
+        if let Some(reason) = failure {
+            let verdict = Verdict::failed(reason, ShownFirst::of(orders), self.name.clone());
+            return Ok((verdict, cost));
+        }
+        let policy = &self.config.policy;
+        let verdict = Verdict::from_panel(assessments, policy, self.max_spread, self.name.clone());
+        let Some((seat, below)) = &self.escalation else {
+            return Ok((verdict, cost));
         };
-        Ok((verdict, cost))
+        if verdict.margin.is_none_or(|margin| margin.abs() > *below) {
+            return Ok((verdict, cost));
+        }
+        let (assessment, spent) = self.assess(seat, index, conversation).await?;
+        let mut escalated = match assessment {
+            Ok(assessment) => {
+                Verdict::from_panel(vec![assessment], policy, None, seat.model.clone())
+            }
+            Err(reason) => Verdict::failed(reason, ShownFirst::of(orders), seat.model.clone()),
+        };
+        escalated.escalated_from = Some(verdict.outcome);
+        Ok((escalated, cost.add(spent)))
     }
 
-    /// The ratings of the stored chosen and rejected responses with the chosen one shown first
-    /// or second.
+    /// One judge's view of the row: each order judged, then merged.
+    async fn assess(
+        &self,
+        seat: &Seat<'_, J>,
+        index: u64,
+        conversation: &Conversation,
+    ) -> Result<(Result<Assessment, String>, Cost), RunError> {
+        let orders = self.config.order.orders(index, self.config.seed);
+        let judged = orders
+            .iter()
+            .map(|&chosen_first| self.judge_order(seat, index, conversation, chosen_first));
+        let mut cost = Cost::NOTHING;
+        let mut opinions = Vec::with_capacity(orders.len());
+        for (result, &chosen_first) in futures_util::future::join_all(judged)
+            .await
+            .into_iter()
+            .zip(orders)
+        {
+            let (outcome, spent) = result?;
+            cost = cost.add(spent);
+            match outcome {
+                Ok(judgment) => opinions.push((chosen_first, judgment.opinion(chosen_first))),
+                Err(reason) => return Ok((Err(reason), cost)),
+            }
+        }
+        let policy = &self.config.policy;
+        let assessment = Assessment::of(opinions, policy, seat.model.clone(), seat.weight);
+        Ok((Ok(assessment), cost))
+    }
+
+    /// The judgment of the pair with the stored chosen response shown first or second.
     async fn judge_order(
         &self,
+        seat: &Seat<'_, J>,
         index: u64,
         conversation: &Conversation,
         chosen_first: bool,
-    ) -> Result<(Result<(Rating, Rating), String>, Cost), RunError> {
+    ) -> Result<(Result<Judgment, String>, Cost), RunError> {
         let messages = match self.prompt.render(conversation, chosen_first) {
             Ok(messages) => messages,
             Err(reason) => return Ok((Err(reason), Cost::NOTHING)),
         };
-        let (judgment, cost) = self.judgment(index, messages).await?;
-        let ratings = judgment.map(
-            |Judgment {
-                 response_a,
-                 response_b,
-             }| {
-                if chosen_first {
-                    (response_a, response_b)
-                } else {
-                    (response_b, response_a)
-                }
-            },
-        );
-        Ok((ratings, cost))
+        self.judgment(seat, index, messages).await
     }
 
     /// A judgment for `messages`, asking once more with a reminder when the answer does not
     /// parse. A resumed run walks the same path through the journal without new requests.
     async fn judgment(
         &self,
+        seat: &Seat<'_, J>,
         index: u64,
         messages: Vec<ChatMessage>,
     ) -> Result<(Result<Judgment, String>, Cost), RunError> {
-        let (first, cost) = self.ask(index, &messages).await?;
+        let (first, cost) = self.ask(seat, index, &messages).await?;
         let (text, error) = match first {
             Asked::Judged(judgment) => return Ok((Ok(judgment), cost)),
             Asked::Failed(reason) => return Ok((Err(reason), cost)),
             Asked::Unparseable { text, error } => (text, error),
         };
         self.counters.parse_retries.fetch_add(1, Ordering::Relaxed);
-        let reminder = reminder_messages(messages, &text, &error, self.prompt.language());
-        let (second, more) = self.ask(index, &reminder).await?;
+        let reminder = self.reminder(messages, &text, &error);
+        let (second, more) = self.ask(seat, index, &reminder).await?;
         let judgment = match second {
             Asked::Judged(judgment) => Ok(judgment),
             Asked::Failed(reason) => Err(reason),
@@ -199,32 +246,45 @@ impl<J: Judge> Asker<'_, J> {
     }
 
     /// Whether every request `messages` needs is answered in the journal (no call is made).
-    pub async fn settled(&self, messages: Vec<ChatMessage>) -> Result<bool, RunError> {
-        let key = self.key(&messages);
+    pub async fn settled(
+        &self,
+        seat: &Seat<'_, J>,
+        messages: Vec<ChatMessage>,
+    ) -> Result<bool, RunError> {
+        let key = self.key(seat, &messages);
         Ok(match self.journal.lookup(key).await? {
             Some(Stored::Judged(..)) => true,
             None => false,
             Some(Stored::Unparseable {
                 response, error, ..
             }) => {
-                let reminder =
-                    reminder_messages(messages, &response, &error, self.prompt.language());
+                let reminder = self.reminder(messages, &response, &error);
                 matches!(
-                    self.journal.lookup(self.key(&reminder)).await?,
+                    self.journal.lookup(self.key(seat, &reminder)).await?,
                     Some(Stored::Judged(..) | Stored::Unparseable { .. })
                 )
             }
         })
     }
 
-    fn key(&self, messages: &[ChatMessage]) -> RequestKey {
-        RequestKey::new(&self.fingerprint, self.prompt.template_hash(), messages)
+    fn reminder(&self, messages: Vec<ChatMessage>, answer: &str, error: &str) -> Vec<ChatMessage> {
+        let language = self.prompt.language();
+        reminder_messages(messages, answer, error, language, self.prompt.mode())
+    }
+
+    fn key(&self, seat: &Seat<'_, J>, messages: &[ChatMessage]) -> RequestKey {
+        RequestKey::new(&seat.fingerprint, self.prompt.template_hash(), messages)
     }
 
     /// One request: from the journal when answered before, from an identical request in flight,
     /// or from the judge.
-    async fn ask(&self, index: u64, messages: &[ChatMessage]) -> Result<(Asked, Cost), RunError> {
-        let key = self.key(messages);
+    async fn ask(
+        &self,
+        seat: &Seat<'_, J>,
+        index: u64,
+        messages: &[ChatMessage],
+    ) -> Result<(Asked, Cost), RunError> {
+        let key = self.key(seat, messages);
         if let Some(found) = self.stored(key).await? {
             return Ok(found);
         }
@@ -239,7 +299,7 @@ impl<J: Judge> Asker<'_, J> {
         let (asked, cost) = shared
             .get_or_try_init(|| async {
                 here.store(true, Ordering::Relaxed);
-                self.send(key, index, messages).await
+                self.send(seat, key, index, messages).await
             })
             .await?
             .clone();
@@ -288,6 +348,7 @@ impl<J: Judge> Asker<'_, J> {
     /// Sends one request (unless the journal got its answer meanwhile) and records the outcome.
     async fn send(
         &self,
+        seat: &Seat<'_, J>,
         key: RequestKey,
         index: u64,
         messages: &[ChatMessage],
@@ -310,10 +371,10 @@ impl<J: Judge> Asker<'_, J> {
                 return Err(interrupted());
             }
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            self.call(&JudgeRequest {
+            let request = JudgeRequest {
                 messages: messages.to_vec(),
-            })
-            .await?
+            };
+            self.call(seat, &request).await?
         };
         let (entry, asked, usage) = match reply {
             Ok(reply) => self.read(key, index, &reply),
@@ -335,16 +396,21 @@ impl<J: Judge> Asker<'_, J> {
 
     /// The judge's reply through the gate: the run's first request goes alone, and a setup
     /// failure then, or many in a row later, stops the run.
-    async fn call(&self, request: &JudgeRequest) -> Result<Result<Reply, Failure>, RunError> {
-        let result = if self.gate.open.load(Ordering::Acquire) {
-            self.judge.ask(request).await
+    async fn call(
+        &self,
+        seat: &Seat<'_, J>,
+        request: &JudgeRequest,
+    ) -> Result<Result<Reply, Failure>, RunError> {
+        let gate = &seat.gate;
+        let result = if gate.open.load(Ordering::Acquire) {
+            seat.judge.ask(request).await
         } else {
-            let first = self.gate.first.lock().await;
-            if self.gate.open.load(Ordering::Acquire) {
+            let first = gate.first.lock().await;
+            if gate.open.load(Ordering::Acquire) {
                 drop(first);
-                self.judge.ask(request).await
+                seat.judge.ask(request).await
             } else {
-                let result = self.judge.ask_first(request).await;
+                let result = seat.judge.ask_first(request).await;
                 if let Err(failure) = &result
                     && is_setup(failure)
                 {
@@ -353,30 +419,12 @@ impl<J: Judge> Asker<'_, J> {
                         hint: error::hint(&failure.error),
                     });
                 }
-                self.gate.open.store(true, Ordering::Release);
+                gate.open.store(true, Ordering::Release);
                 result
             }
         };
-        self.watch(&result)?;
+        watch(gate, &result)?;
         Ok(result)
-    }
-
-    fn watch(&self, result: &Result<Reply, Failure>) -> Result<(), RunError> {
-        match result {
-            Ok(_) => self.gate.failing.store(0, Ordering::Relaxed),
-            Err(failure) if is_setup(failure) => {
-                let count = self.gate.failing.fetch_add(1, Ordering::Relaxed) + 1;
-                if count >= BREAKER {
-                    return Err(RunError::Stopped {
-                        count,
-                        message: failure.to_string(),
-                        hint: error::hint(&failure.error),
-                    });
-                }
-            }
-            Err(_) => {}
-        }
-        Ok(())
     }
 
     /// Parses a reply into the entry to record and the outcome of the request.
@@ -387,9 +435,13 @@ impl<J: Judge> Asker<'_, J> {
         } else {
             AnswerFormat::Text
         };
-        match parse_judgment(&reply.text, format) {
+        let parsed = match self.prompt.mode() {
+            Mode::Rating => parse_judgment(&reply.text, format),
+            Mode::Pairwise => parse_preference(&reply.text),
+        };
+        match parsed {
             Ok(judgment) => {
-                let judgment = with_distributions(judgment, reply);
+                let judgment = with_probabilities(judgment, reply);
                 let mut entry = self.entry(key, index, EntryStatus::Ok, Some(reply), None);
                 entry.judgment = Some(judgment.clone());
                 (entry, Asked::Judged(judgment), usage)
@@ -429,6 +481,25 @@ impl<J: Judge> Asker<'_, J> {
     }
 }
 
+/// Counts setup failures in a row; many stop the run.
+fn watch(gate: &Gate, result: &Result<Reply, Failure>) -> Result<(), RunError> {
+    match result {
+        Ok(_) => gate.failing.store(0, Ordering::Relaxed),
+        Err(failure) if is_setup(failure) => {
+            let count = gate.failing.fetch_add(1, Ordering::Relaxed) + 1;
+            if count >= BREAKER {
+                return Err(RunError::Stopped {
+                    count,
+                    message: failure.to_string(),
+                    hint: error::hint(&failure.error),
+                });
+            }
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
 fn is_setup(failure: &Failure) -> bool {
     failure.class() == Class::Setup || failure.error.is_refused()
 }
@@ -445,13 +516,26 @@ fn truncated(text: &str, limit: usize) -> String {
     format!("{}... [{} more bytes]", &text[..end], text.len() - end)
 }
 
-/// Under log-probability scoring, replaces each written score with the expected score.
-fn with_distributions(mut judgment: Judgment, reply: &Reply) -> Judgment {
-    if let Some([a, b]) = reply.distributions {
-        judgment.response_a.score = expected_score(&a);
-        judgment.response_a.distribution = Some(a);
-        judgment.response_b.score = expected_score(&b);
-        judgment.response_b.distribution = Some(b);
+/// Under log-probability scoring, replaces each written score with the expected score, or the
+/// written verdict with the verdict token's probabilities.
+fn with_probabilities(mut judgment: Judgment, reply: &Reply) -> Judgment {
+    match (&mut judgment, reply.probabilities) {
+        (
+            Judgment::Ratings {
+                response_a,
+                response_b,
+            },
+            Some(Probabilities::Scores([a, b])),
+        ) => {
+            response_a.score = expected_score(&a);
+            response_a.distribution = Some(a);
+            response_b.score = expected_score(&b);
+            response_b.distribution = Some(b);
+        }
+        (Judgment::Preference(preference), Some(Probabilities::Preference(p))) => {
+            preference.probabilities = Some(p);
+        }
+        _ => {}
     }
     judgment
 }
@@ -463,14 +547,21 @@ fn reminder_messages(
     answer: &str,
     error: &str,
     language: Language,
+    mode: Mode,
 ) -> Vec<ChatMessage> {
     let shape = r#"{"response_a": {"rationale": "...", "score": 1-5}, "response_b": {"rationale": "...", "score": 1-5}}"#;
-    let reminder = match language {
-        Language::En => format!(
+    let reminder = match (language, mode) {
+        (Language::En, Mode::Rating) => format!(
             "Your answer could not be read ({error}). Reply again with only the JSON object: {shape}"
         ),
-        Language::It => format!(
+        (Language::It, Mode::Rating) => format!(
             "Non è stato possibile leggere la tua risposta ({error}). Rispondi di nuovo solo con l'oggetto JSON: {shape}"
+        ),
+        (Language::En, Mode::Pairwise) => format!(
+            "Your answer could not be read ({error}). Reply again: A, B or tie alone on the first line, then a one-sentence reason."
+        ),
+        (Language::It, Mode::Pairwise) => format!(
+            "Non è stato possibile leggere la tua risposta ({error}). Rispondi di nuovo: A, B oppure tie da solo sulla prima riga, poi una motivazione di una frase."
         ),
     };
     let quoted: String = answer.chars().take(QUOTED_ANSWER).collect();

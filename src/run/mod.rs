@@ -20,7 +20,7 @@ use crate::dataset::{
 use crate::journal::{Journal, JournalError, RequestKey};
 use crate::judge::{Judge, RetryPolicy, Retrying};
 use crate::prompt::{ChatMessage, Language, Order, PromptBuilder};
-use crate::report::{Description, Measures, Report, ReportError, Requests};
+use crate::report::{Description, Labelled, Measures, Report, ReportError, Requests, RowFacts};
 use crate::verdict::{DecisionPolicy, Verdict};
 use arrow_array::RecordBatch;
 use futures_util::StreamExt;
@@ -54,6 +54,10 @@ pub struct RunConfig {
     pub retry: RetryPolicy,
     /// The settings to write to `OUTPUT/rejudge.toml` once the folder is locked.
     pub settings: Option<String>,
+    /// How scores are read, as the report names it.
+    pub scoring: crate::judge::Scoring,
+    /// The calibration that set the margin, to record in the report.
+    pub calibration: Option<crate::report::Calibration>,
 }
 
 /// Errors that stop a run.
@@ -188,17 +192,37 @@ impl Input {
     pub fn open(path: &std::path::Path, overrides: &ColumnOverrides) -> Result<Self, DatasetError> {
         let dataset = Dataset::open(path)?;
         let columns = ColumnMap::detect(path, dataset.schema(), overrides, dataset.first_row())?;
+        Ok(Self::mapped(dataset, columns))
+    }
+
+    /// Opens a human-labelled set for `eval` (see [`ColumnMap::detect_labelled`]).
+    pub fn open_labelled(
+        path: &std::path::Path,
+        overrides: &ColumnOverrides,
+    ) -> Result<Self, DatasetError> {
+        let dataset = Dataset::open(path)?;
+        let schema = dataset.schema();
+        let columns = ColumnMap::detect_labelled(path, schema, overrides, dataset.first_row())?;
+        Ok(Self::mapped(dataset, columns))
+    }
+
+    fn mapped(dataset: Dataset, columns: ColumnMap) -> Self {
         let samples = columns
             .conversations(dataset.first_row())
             .into_iter()
             .filter_map(Result::ok)
             .map(|conversation| conversation.prompt)
             .collect();
-        Ok(Input {
+        Input {
             dataset,
             columns,
             samples,
-        })
+        }
+    }
+
+    /// Whether the rows carry human labels (`eval`).
+    pub fn labelled(&self) -> bool {
+        self.columns.gold.is_some()
     }
 
     /// The rubric language the first prompts are written in.
@@ -251,6 +275,40 @@ pub(crate) struct Row {
     conversation: Result<Conversation, String>,
 }
 
+impl Row {
+    /// What the report needs of the row besides its verdict. For a labelled set whose layout
+    /// fixes the preferred response (prompt/chosen/rejected), the pair's position labels come
+    /// from the same seeded coin as the random order, so that both labels occur.
+    fn facts(&self, columns: &ColumnMap, seed: u64) -> RowFacts {
+        let Ok(conversation) = &self.conversation else {
+            // An unreadable row still counts in an evaluation, as not judged.
+            let labelled = columns.gold.as_ref().map(|_| Labelled {
+                gold_first: true,
+                category: None,
+            });
+            return RowFacts {
+                chosen_longer: None,
+                labelled,
+            };
+        };
+        let (chosen, rejected) = (
+            conversation.chosen.chars().count(),
+            conversation.rejected.chars().count(),
+        );
+        let labelled = columns.gold.as_ref().map(|gold| Labelled {
+            gold_first: match gold {
+                crate::dataset::Gold::Chosen => Order::Random.orders(self.index, seed) == [true],
+                crate::dataset::Gold::Column(_) => conversation.chosen_is_first,
+            },
+            category: conversation.category.clone(),
+        });
+        RowFacts {
+            chosen_longer: (chosen != rejected).then_some(chosen > rejected),
+            labelled,
+        }
+    }
+}
+
 fn split(batch: &Arc<RecordBatch>, columns: &ColumnMap, next_index: &mut u64) -> Vec<Row> {
     let conversations = columns.conversations(batch);
     conversations
@@ -278,19 +336,98 @@ pub(crate) struct Counters {
     parse_retries: AtomicU64,
 }
 
+/// The judges of a run: one, or a panel whose opinions are averaged by weight; and optionally a
+/// stronger judge for the rows the panel leaves near a tie.
+#[derive(Debug)]
+pub struct Judges<'a, J> {
+    /// Every row goes to each of these.
+    pub members: Vec<Member<'a, J>>,
+    /// Panel judges whose decision values lie further apart than this make the row a tie.
+    pub max_spread: Option<f64>,
+    /// Rows whose margin is within `below` of a tie go to this judge, whose verdict decides.
+    pub escalation: Option<Escalation<'a, J>>,
+}
+
+/// A judge of a panel.
+#[derive(Debug)]
+pub struct Member<'a, J> {
+    /// The judge.
+    pub judge: &'a J,
+    /// Its weight in the panel's average.
+    pub weight: f64,
+}
+
+/// The judge uncertain rows go to.
+#[derive(Debug)]
+pub struct Escalation<'a, J> {
+    /// The judge.
+    pub judge: &'a J,
+    /// Rows whose margin (in the protocol's units) is at most this are escalated.
+    pub below: f64,
+}
+
+impl<'a, J: Judge> Judges<'a, J> {
+    /// One judge.
+    pub fn single(judge: &'a J) -> Self {
+        Judges {
+            members: vec![Member { judge, weight: 1.0 }],
+            max_spread: None,
+            escalation: None,
+        }
+    }
+
+    /// The name rows decided by these judges carry: the model, or the panel's models.
+    pub fn name(&self) -> String {
+        let models: Vec<&str> = self.members.iter().map(|m| m.judge.model()).collect();
+        match models.as_slice() {
+            [one] => (*one).to_owned(),
+            many => format!("panel({})", many.join(", ")),
+        }
+    }
+}
+
 /// Re-ranks the input with `judge` and writes the output folder; returns the report.
 pub async fn rerank<J: Judge>(
     input: Input,
     prompt: &PromptBuilder,
-    judge: &J,
+    judges: &Judges<'_, J>,
     config: &RunConfig,
     progress: &dyn Progress,
     stop: &Stop,
 ) -> Result<Report, RunError> {
+    let (report, _) = run(input, prompt, judges, config, progress, stop).await?;
+    Ok(report)
+}
+
+/// Judges a human-labelled set (opened with [`Input::open_labelled`]) and writes the output
+/// folder with `eval.json`: kept rows are those where the judge agrees with the label.
+pub async fn evaluate<J: Judge>(
+    input: Input,
+    prompt: &PromptBuilder,
+    judges: &Judges<'_, J>,
+    config: &RunConfig,
+    evaluation: &crate::report::EvalSettings,
+    progress: &dyn Progress,
+    stop: &Stop,
+) -> Result<(Report, crate::report::Evaluation), RunError> {
+    let (report, tally) = run(input, prompt, judges, config, progress, stop).await?;
+    let evaluated = crate::report::evaluate(&report, &tally, evaluation);
+    evaluated.write(&config.output)?;
+    Ok((report, evaluated))
+}
+
+async fn run<J: Judge>(
+    input: Input,
+    prompt: &PromptBuilder,
+    judges: &Judges<'_, J>,
+    config: &RunConfig,
+    progress: &dyn Progress,
+    stop: &Stop,
+) -> Result<(Report, crate::report::Tally), RunError> {
     let started = Instant::now();
     let prepared = prepare(&input, prompt, config)?;
     let journal = Journal::open(&config.journal)?;
-    let asker = asker(judge, &journal, prompt, config, stop);
+    let asker = asker(judges, &journal, prompt, config, stop);
     let total = config
         .limit
         .map_or(input.rows(), |limit| limit.min(input.rows()));
@@ -299,10 +436,10 @@ pub async fn rerank<J: Judge>(
 
     let writer = sink::spawn(config, prepared.schema, input.columns.clone())?;
     let rows = sink::source(input.rows_iter(config.limit)?);
-    let judged = rows
+    let verdicts = rows
         .map(|row| async { asker.judge_row(row?).await })
         .buffered(config.concurrency * 4 + 64);
-    let (tally, output) = writer.drain(judged, progress, stop, total).await?;
+    let (tally, output) = writer.drain(verdicts, progress, stop, total).await?;
     prepared.tidy.finish()?;
 
     let measures = Measures {
@@ -311,9 +448,9 @@ pub async fn rerank<J: Judge>(
         elapsed: started.elapsed(),
         output,
     };
-    let report = Report::new(describe(judge, prompt, config), tally, measures);
+    let report = Report::new(describe(judges, prompt, config), tally.clone(), measures);
     report.write(&config.output)?;
-    Ok(report)
+    Ok((report, tally))
 }
 
 /// What a run sets up before its first request.
@@ -386,7 +523,9 @@ async fn rows_done<J: Judge>(
                 settled = false;
                 break;
             };
-            settled &= asker.settled(messages).await?;
+            for seat in &asker.seats {
+                settled &= asker.settled(seat, messages.clone()).await?;
+            }
         }
         done += u64::from(settled);
     }
@@ -394,25 +533,40 @@ async fn rows_done<J: Judge>(
 }
 
 fn asker<'a, J: Judge>(
-    judge: &'a J,
+    judges: &Judges<'a, J>,
     journal: &'a Journal,
     prompt: &'a PromptBuilder,
     config: &'a RunConfig,
     stop: &'a Stop,
 ) -> ask::Asker<'a, J> {
-    let fingerprint = judge.fingerprint();
-    let run = run_signature(&fingerprint, prompt, config);
-    ask::Asker {
+    let seat = |judge: &'a J, weight: f64| ask::Seat {
         judge: Retrying::new(judge, config.retry),
+        fingerprint: judge.fingerprint(),
+        model: Arc::from(judge.model()),
+        weight,
+        gate: ask::Gate::default(),
+    };
+    let seats: Vec<ask::Seat<'a, J>> = judges
+        .members
+        .iter()
+        .map(|m| seat(m.judge, m.weight))
+        .collect();
+    let fingerprints: Vec<&serde_json::Value> = seats.iter().map(|s| &s.fingerprint).collect();
+    let run = run_signature(&serde_json::json!(fingerprints), prompt, config);
+    ask::Asker {
+        escalation: judges
+            .escalation
+            .as_ref()
+            .map(|e| (seat(e.judge, 1.0), e.below)),
+        seats,
+        max_spread: judges.max_spread,
+        name: Arc::from(judges.name()),
         journal,
         prompt,
         config,
-        fingerprint,
         run,
-        model: Arc::from(judge.model()),
         permits: tokio::sync::Semaphore::new(config.concurrency.max(1)),
         counters: Counters::default(),
-        gate: ask::Gate::default(),
         in_flight: std::sync::Mutex::default(),
         stop,
     }
@@ -420,24 +574,41 @@ fn asker<'a, J: Judge>(
 
 impl<J: Judge> ask::Asker<'_, J> {
     fn requests(&self) -> Requests {
+        let escalation = self.escalation.iter().map(|(seat, _)| seat);
         Requests {
             sent: self.counters.sent.load(Ordering::Relaxed),
             from_journal: self.counters.from_journal.load(Ordering::Relaxed),
             deduplicated: self.counters.deduplicated.load(Ordering::Relaxed),
-            retried: self.judge.retries(),
+            retried: self
+                .seats
+                .iter()
+                .chain(escalation)
+                .map(|s| s.judge.retries())
+                .sum(),
             parse_retries: self.counters.parse_retries.load(Ordering::Relaxed),
         }
     }
 }
 
-fn describe<J: Judge>(judge: &J, prompt: &PromptBuilder, config: &RunConfig) -> Description {
+fn describe<J: Judge>(
+    judges: &Judges<'_, J>,
+    prompt: &PromptBuilder,
+    config: &RunConfig,
+) -> Description {
     Description {
         input: config.input.clone(),
-        judge_model: judge.model().to_owned(),
+        judge_model: judges.name(),
         template_sha256: prompt.template_hash().to_owned(),
         language: prompt.language(),
         order: config.order,
         tie_margin: config.policy.tie_margin,
+        mode: prompt.mode(),
+        scoring: match config.scoring {
+            crate::judge::Scoring::Score => "score".to_owned(),
+            crate::judge::Scoring::Logprobs => "logprobs".to_owned(),
+        },
+        on_inconsistent: config.policy.on_inconsistent,
+        calibration: config.calibration.clone(),
     }
 }
 

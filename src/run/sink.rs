@@ -44,6 +44,8 @@ type Finished = (Arc<RecordBatch>, Vec<Verdict>);
 pub(super) struct Writer {
     sender: tokio::sync::mpsc::Sender<Option<Finished>>,
     thread: Joined,
+    columns: ColumnMap,
+    seed: u64,
 }
 
 type WriterThread = std::thread::JoinHandle<Result<Option<PathBuf>, DatasetError>>;
@@ -77,6 +79,8 @@ pub(super) fn spawn(
 ) -> Result<Writer, DatasetError> {
     let mut output = OutputWriter::create(&config.output, config.format, schema.clone())?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Option<Finished>>(WRITE_BEHIND);
+    let seed = config.seed;
+    let mapping = columns.clone();
     let thread = std::thread::Builder::new()
         .name("rejudge-writer".into())
         .spawn(move || {
@@ -95,22 +99,31 @@ pub(super) fn spawn(
     Ok(Writer {
         sender,
         thread: Joined(Some(thread)),
+        columns: mapping,
+        seed,
     })
 }
 
+/// The output batch. A labelled set (`eval`) is never swapped: its rows keep the input's
+/// order, and each verdict's ratings stay with the response the human preferred.
 fn assemble(
     batch: &RecordBatch,
     verdicts: &[Verdict],
     schema: &SchemaRef,
     columns: &ColumnMap,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let labelled = columns.gold.is_some();
     let swapped: BooleanArray = verdicts
         .iter()
-        .map(|v| Some(v.outcome == Outcome::Swapped))
+        .map(|v| Some(!labelled && v.outcome == Outcome::Swapped))
         .collect();
     let mut added = VerdictColumns::with_capacity(verdicts.len());
     for verdict in verdicts {
-        added.push(verdict);
+        if labelled {
+            added.push(&verdict.clone().in_stored_order());
+        } else {
+            added.push(verdict);
+        }
     }
     output_batch(batch, schema, columns, &swapped, added.finish())
 }
@@ -132,7 +145,12 @@ impl Writer {
     ) -> Result<(Tally, PathBuf), RunError> {
         // `sender` is declared last so that it is dropped first: the writer thread ends when the
         // channel closes, and `thread` joins it when a cancelled run drops this future.
-        let Writer { thread, sender } = self;
+        let Writer {
+            thread,
+            sender,
+            columns,
+            seed,
+        } = self;
         let mut tally = Tally::default();
         let mut verdicts = Vec::new();
         let mut judged = std::pin::pin!(judged);
@@ -154,7 +172,7 @@ impl Writer {
                     break;
                 }
             };
-            tally.count(&verdict, cost.usage);
+            tally.count(&verdict, &row.facts(&columns, seed), cost.usage);
             progress.row(&verdict, cost);
             verdicts.push(verdict);
             if row.offset + 1 == row.batch.num_rows() && !stop.requested() {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::judge::{JudgeError, JudgeRequest, Reply, Usage};
+use crate::prompt::Mode;
 use serde_json::json;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -60,7 +61,7 @@ impl Judge for FakeJudge {
                 prompt_tokens: 10,
                 completion_tokens: 2,
             },
-            distributions: None,
+            probabilities: None,
             structured: false,
             attempts: 1,
             latency: Duration::ZERO,
@@ -88,14 +89,24 @@ fn setup(rows: usize, concurrency: usize) -> (tempfile::TempDir, RunConfig) {
         policy: DecisionPolicy::default(),
         retry: RetryPolicy::default(),
         settings: None,
+        scoring: crate::judge::Scoring::Score,
+        calibration: None,
     };
     (folder, config)
 }
 
 async fn run(judge: &FakeJudge, config: &RunConfig) -> Result<Report, RunError> {
     let input = Input::open(config.input.as_ref(), &ColumnOverrides::default()).unwrap();
-    let prompt = PromptBuilder::builtin(Language::En);
-    rerank(input, &prompt, judge, config, &Silent, &Stop::default()).await
+    let prompt = PromptBuilder::builtin(Language::En, Mode::Rating);
+    rerank(
+        input,
+        &prompt,
+        &Judges::single(judge),
+        config,
+        &Silent,
+        &Stop::default(),
+    )
+    .await
 }
 
 fn ids(config: &RunConfig) -> Vec<u64> {

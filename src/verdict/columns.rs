@@ -2,21 +2,22 @@
 
 use super::{Rating, Verdict};
 use arrow_array::ArrayRef;
-use arrow_array::builder::{FixedSizeListBuilder, Float64Builder, StringBuilder};
+use arrow_array::builder::{BooleanBuilder, FixedSizeListBuilder, Float64Builder, StringBuilder};
 use arrow_schema::{DataType, Field, Fields};
 use std::sync::Arc;
 
 /// Probabilities of the scores 1..5.
 const SCORES: i32 = 5;
+/// Probabilities that the chosen response is better, that they tie, that the rejected one is.
+const PREFERENCES: i32 = 3;
+
+fn probabilities(size: i32) -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, true)), size)
+}
 
 /// The added columns, in output order.
 pub fn fields() -> Fields {
-    let distribution = || {
-        DataType::FixedSizeList(
-            Arc::new(Field::new("item", DataType::Float64, true)),
-            SCORES,
-        )
-    };
+    let distribution = || probabilities(SCORES);
     Fields::from(vec![
         Field::new("chosen_score", DataType::Float64, true),
         Field::new("rejected_score", DataType::Float64, true),
@@ -28,6 +29,9 @@ pub fn fields() -> Fields {
         Field::new("shown_first", DataType::Utf8, true),
         Field::new("chosen_score_distribution", distribution(), true),
         Field::new("rejected_score_distribution", distribution(), true),
+        Field::new("margin", DataType::Float64, true),
+        Field::new("position_consistent", DataType::Boolean, true),
+        Field::new("preference", probabilities(PREFERENCES), true),
     ])
 }
 
@@ -40,15 +44,37 @@ pub struct VerdictColumns {
     judge_model: StringBuilder,
     shown_first: StringBuilder,
     distributions: [FixedSizeListBuilder<Float64Builder>; 2],
+    margin: Float64Builder,
+    consistent: BooleanBuilder,
+    preference: FixedSizeListBuilder<Float64Builder>,
+}
+
+fn list_builder(size: i32, rows: usize) -> FixedSizeListBuilder<Float64Builder> {
+    FixedSizeListBuilder::with_capacity(Float64Builder::new(), size, rows).with_field(Field::new(
+        "item",
+        DataType::Float64,
+        true,
+    ))
+}
+
+fn push_list(builder: &mut FixedSizeListBuilder<Float64Builder>, values: Option<&[f64]>) {
+    match values {
+        Some(values) => {
+            builder.values().append_slice(values);
+            builder.append(true);
+        }
+        None => {
+            let size = usize::try_from(builder.value_length()).unwrap_or(0);
+            builder.values().append_nulls(size);
+            builder.append(false);
+        }
+    }
 }
 
 impl VerdictColumns {
     /// Builders for `rows` rows.
     pub fn with_capacity(rows: usize) -> Self {
-        let distribution = || {
-            FixedSizeListBuilder::with_capacity(Float64Builder::new(), SCORES, rows)
-                .with_field(Field::new("item", DataType::Float64, true))
-        };
+        let distribution = || list_builder(SCORES, rows);
         VerdictColumns {
             scores: [
                 Float64Builder::with_capacity(rows),
@@ -60,35 +86,41 @@ impl VerdictColumns {
             judge_model: StringBuilder::new(),
             shown_first: StringBuilder::new(),
             distributions: [distribution(), distribution()],
+            margin: Float64Builder::with_capacity(rows),
+            consistent: BooleanBuilder::with_capacity(rows),
+            preference: list_builder(PREFERENCES, rows),
         }
     }
 
     /// Appends one row.
     pub fn push(&mut self, verdict: &Verdict) {
-        for (slot, rating) in [&verdict.chosen, &verdict.rejected].into_iter().enumerate() {
-            self.push_rating(slot, rating.as_ref());
-        }
+        // A pairwise verdict has one reason, for the comparison: it goes with the winner.
+        let reason = verdict
+            .preference
+            .as_ref()
+            .map(|(_, reason)| reason.as_str());
+        self.push_rating(0, verdict.chosen.as_ref(), reason);
+        self.push_rating(1, verdict.rejected.as_ref(), None);
         self.outcome.append_value(verdict.outcome.as_str());
         self.reason.append_option(verdict.reason.as_deref());
         self.judge_model.append_value(&verdict.judge_model);
         self.shown_first
             .append_option(verdict.shown_first.map(super::ShownFirst::as_str));
+        self.margin.append_option(verdict.margin);
+        self.consistent.append_option(verdict.position_consistent());
+        let preference = verdict.preference.as_ref().map(|(p, _)| p.as_slice());
+        push_list(&mut self.preference, preference);
     }
 
-    fn push_rating(&mut self, slot: usize, rating: Option<&Rating>) {
+    fn push_rating(&mut self, slot: usize, rating: Option<&Rating>, reason: Option<&str>) {
         self.scores[slot].append_option(rating.map(|r| r.score));
-        self.rationales[slot].append_option(rating.map(|r| r.rationale.as_str()));
-        let distribution = &mut self.distributions[slot];
-        match rating.and_then(|r| r.distribution) {
-            Some(probabilities) => {
-                distribution.values().append_slice(&probabilities);
-                distribution.append(true);
-            }
-            None => {
-                distribution.values().append_nulls(SCORES as usize);
-                distribution.append(false);
-            }
-        }
+        let rationale = rating.map(|r| r.rationale.as_str()).or(reason);
+        self.rationales[slot].append_option(rationale);
+        let distribution = rating.and_then(|r| r.distribution);
+        push_list(
+            &mut self.distributions[slot],
+            distribution.as_ref().map(<[f64; 5]>::as_slice),
+        );
     }
 
     /// The columns, in the order of [`fields`].
@@ -107,6 +139,9 @@ impl VerdictColumns {
             Arc::new(self.shown_first.finish()),
             Arc::new(chosen_distribution.finish()),
             Arc::new(rejected_distribution.finish()),
+            Arc::new(self.margin.finish()),
+            Arc::new(self.consistent.finish()),
+            Arc::new(self.preference.finish()),
         ]
     }
 }
@@ -114,7 +149,7 @@ impl VerdictColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{DecisionPolicy, Outcome, ShownFirst};
+    use crate::verdict::{DecisionPolicy, Opinion, Outcome};
 
     #[test]
     fn columns_match_their_fields() {
@@ -124,11 +159,13 @@ mod tests {
             distribution: Some([0.0, 0.0, 0.5, 0.5, 0.0]),
         };
         let mut columns = VerdictColumns::with_capacity(2);
+        let opinion = Opinion::Ratings {
+            chosen: rating(2.0),
+            rejected: rating(4.0),
+        };
         let swapped = Verdict::decide(
-            rating(2.0),
-            rating(4.0),
+            vec![(true, opinion)],
             &DecisionPolicy::default(),
-            ShownFirst::Chosen,
             "judge".into(),
         );
         assert_eq!(swapped.outcome, Outcome::Swapped);

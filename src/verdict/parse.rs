@@ -18,7 +18,7 @@
 //! of that schema; only an answer that is not JSON at all (a server that ignored the format) is
 //! read with the rules above.
 
-use super::{Judgment, Rating};
+use super::{Judgment, Preference, Rating, Winner};
 use serde_json::{Map, Value};
 
 /// The longest answer read, in bytes: a judgment is a few hundred bytes, and scanning a huge
@@ -38,6 +38,76 @@ pub enum AnswerFormat {
 
 /// Parses a judgment from a judge's answer, or says what was wrong with it.
 pub fn parse_judgment(text: &str, format: AnswerFormat) -> Result<Judgment, String> {
+    read_ratings(text, format).map(|pair| Judgment::Ratings {
+        response_a: pair.response_a,
+        response_b: pair.response_b,
+    })
+}
+
+/// The longest reason kept from a pairwise answer, in characters.
+const REASON_CHARS: usize = 400;
+
+/// Parses a pairwise answer: the verdict alone on the first line (A, B or tie; "Response A",
+/// "[[B]]" and "Verdict: tie" are read too), then an optional one-line reason. A first line
+/// that says anything else is not a verdict: "A good answer..." starts with an article.
+pub fn parse_preference(text: &str) -> Result<Judgment, String> {
+    if text.len() > MAX_ANSWER_BYTES {
+        return Err(format!(
+            "the answer is {} bytes long, too long to be a verdict",
+            text.len()
+        ));
+    }
+    let visible = without_thinking(text);
+    let visible = visible.trim();
+    if visible.is_empty() {
+        return Err("the judge returned an empty answer".into());
+    }
+    let (first, rest) = visible.split_once('\n').unwrap_or((visible, ""));
+    let winner = winner_of(first).ok_or_else(|| {
+        format!(
+            "the first line is not A, B or tie: {}",
+            excerpt(first.trim())
+        )
+    })?;
+    let reason: String = rest.trim().chars().take(REASON_CHARS).collect();
+    Ok(Judgment::Preference(Preference {
+        winner,
+        probabilities: None,
+        reason,
+    }))
+}
+
+fn winner_of(line: &str) -> Option<Winner> {
+    let cleaned: String = line
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect::<String>()
+        .to_lowercase();
+    let mut words: Vec<&str> = cleaned.split_whitespace().collect();
+    if let [
+        "verdict" | "winner" | "answer" | "verdetto" | "vincitore" | "risposta",
+        ..,
+    ] = words.as_slice()
+        && words.len() > 1
+    {
+        words.remove(0);
+    }
+    match words.as_slice() {
+        ["a"] | ["response" | "risposta" | "assistant", "a"] => Some(Winner::A),
+        ["b"] | ["response" | "risposta" | "assistant", "b"] => Some(Winner::B),
+        ["tie" | "pari" | "parità" | "pareggio"] => Some(Winner::Tie),
+        _ => None,
+    }
+}
+
+/// Two ratings, A then B, as read from an answer.
+#[derive(Debug, Clone, PartialEq)]
+struct Pair {
+    response_a: Rating,
+    response_b: Rating,
+}
+
+fn read_ratings(text: &str, format: AnswerFormat) -> Result<Pair, String> {
     if text.len() > MAX_ANSWER_BYTES {
         return Err(format!(
             "the answer is {} bytes long, too long to be a judgment",
@@ -63,7 +133,7 @@ pub fn parse_judgment(text: &str, format: AnswerFormat) -> Result<Judgment, Stri
 
 /// The answer as one object of the schema: `Some` when the whole text (a code fence aside) is
 /// JSON, `None` when it is not JSON at all.
-fn schema_object(text: &str) -> Option<Result<Judgment, String>> {
+fn schema_object(text: &str) -> Option<Result<Pair, String>> {
     let inner = without_fence(text);
     let value = serde_json::from_str::<Value>(inner).ok()?;
     Some(match value.as_object().map(verdict_of) {
@@ -117,18 +187,18 @@ struct Found {
     position: usize,
     a: Option<f64>,
     b: Option<f64>,
-    judgment: Option<Judgment>,
+    judgment: Option<Pair>,
 }
 
 /// What a top-level JSON object turned out to be.
 enum Candidate {
-    Verdict(Judgment),
+    Verdict(Pair),
     /// Shaped like a verdict, but a score is missing, a placeholder or out of range.
     Broken(String),
     Other,
 }
 
-fn from_text(text: &str) -> Result<Judgment, String> {
+fn from_text(text: &str) -> Result<Pair, String> {
     let objects = top_level_objects(text);
     let mut found = Vec::new();
     let mut first_error = None;
@@ -171,7 +241,7 @@ fn from_text(text: &str) -> Result<Judgment, String> {
 }
 
 /// The one verdict `found` agrees on, else the one after the last "final" marker.
-fn decide(found: &[Found], marker: Option<usize>, text: &str) -> Result<Judgment, String> {
+fn decide(found: &[Found], marker: Option<usize>, text: &str) -> Result<Pair, String> {
     if found.is_empty() {
         return Err(format!("no scores found in the answer: {}", excerpt(text)));
     }
@@ -206,7 +276,7 @@ fn complete(found: &[Found]) -> bool {
 
 /// The verdict when every score for A is the same, every score for B is the same, and both are
 /// there; the rationales of the last JSON verdict among them, if any.
-fn agreed(found: &[Found], text: &str) -> Option<Judgment> {
+fn agreed(found: &[Found], text: &str) -> Option<Pair> {
     let same = |scores: Vec<f64>| -> Option<f64> {
         let first = *scores.first()?;
         scores
@@ -219,7 +289,7 @@ fn agreed(found: &[Found], text: &str) -> Option<Judgment> {
     if let Some(judgment) = found.iter().rev().find_map(|f| f.judgment.clone()) {
         return Some(judgment);
     }
-    Some(Judgment {
+    Some(Pair {
         response_a: Rating {
             score: a,
             rationale: excerpt(text),
@@ -312,7 +382,7 @@ fn verdict_of(object: &Map<String, Value>) -> Candidate {
         _ => return Candidate::Broken("the JSON scores only one response".into()),
     };
     match pair {
-        (Ok(response_a), Ok(response_b)) => Candidate::Verdict(Judgment {
+        (Ok(response_a), Ok(response_b)) => Candidate::Verdict(Pair {
             response_a,
             response_b,
         }),
@@ -422,7 +492,7 @@ mod tests {
 
     fn scores(text: &str) -> (f64, f64) {
         let judgment =
-            parse_judgment(text, AnswerFormat::Text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            read_ratings(text, AnswerFormat::Text).unwrap_or_else(|e| panic!("{text}: {e}"));
         (judgment.response_a.score, judgment.response_b.score)
     }
 
@@ -430,7 +500,7 @@ mod tests {
     fn strict_json() {
         let text = r#"{"response_a": {"rationale": "Right.", "score": 5}, "response_b": {"rationale": "Wrong.", "score": 2}}"#;
         for format in [AnswerFormat::Schema, AnswerFormat::Text] {
-            let judgment = parse_judgment(text, format).unwrap();
+            let judgment = read_ratings(text, format).unwrap();
             assert_eq!(judgment.response_a.rationale, "Right.");
             assert_eq!(
                 (judgment.response_a.score, judgment.response_b.score),
@@ -464,7 +534,7 @@ mod tests {
         let error = parse_judgment(other, AnswerFormat::Schema).unwrap_err();
         assert!(error.contains("not the requested JSON object"), "{error}");
         // A server that ignored the format and wrote prose is read with the text rules.
-        let prose = parse_judgment("Response A: 4/5\nResponse B: 2/5", AnswerFormat::Schema);
+        let prose = read_ratings("Response A: 4/5\nResponse B: 2/5", AnswerFormat::Schema);
         assert!((prose.unwrap().response_b.score - 2.0).abs() < 1e-9);
     }
 
@@ -486,7 +556,7 @@ mod tests {
         for line in probes.lines().filter(|l| !l.trim().is_empty()) {
             let probe: Value = serde_json::from_str(line).unwrap();
             let answer = probe["answer"].as_str().unwrap();
-            let got = match parse_judgment(answer, AnswerFormat::Text) {
+            let got = match read_ratings(answer, AnswerFormat::Text) {
                 Ok(j) => serde_json::json!({"a": j.response_a.score, "b": j.response_b.score}),
                 Err(_) => Value::from("unparseable"),
             };
@@ -505,6 +575,27 @@ mod tests {
             wrong.len(),
             wrong.join("\n")
         );
+    }
+
+    #[test]
+    fn pairwise_answers() {
+        let winner = |text: &str| match parse_preference(text) {
+            Ok(Judgment::Preference(p)) => Some(p.winner),
+            _ => None,
+        };
+        assert_eq!(winner("A\nClearer and correct."), Some(Winner::A));
+        assert_eq!(winner("  **B**"), Some(Winner::B));
+        assert_eq!(winner("tie"), Some(Winner::Tie));
+        assert_eq!(winner("[[A]]"), Some(Winner::A));
+        assert_eq!(winner("Verdict: Response B\nbecause"), Some(Winner::B));
+        assert_eq!(winner("<think>A or B?</think>\nB"), Some(Winner::B));
+        assert_eq!(winner("A good answer would mention Rome."), None);
+        assert_eq!(winner("Both are fine."), None);
+        assert_eq!(winner(""), None);
+        let Ok(Judgment::Preference(p)) = parse_preference("A\nIt is right.\nMore.") else {
+            panic!("a verdict")
+        };
+        assert_eq!(p.reason, "It is right.\nMore.");
     }
 
     #[test]

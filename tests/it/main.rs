@@ -3,8 +3,10 @@
 //! model end to end.
 
 // Test scenarios read top to bottom; splitting them would hide what they check. Counts in tests
-// are small, and string building favours plainness over allocation counts.
+// are small, and string building favours plainness over allocation counts. Figures are compared
+// exactly where they are computed the same way on both sides.
 #![allow(
+    clippy::float_cmp,
     clippy::too_many_lines,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
@@ -15,6 +17,7 @@
 )]
 
 mod e2e;
+mod eval;
 mod faults;
 mod hardening;
 mod journal;

@@ -12,6 +12,7 @@ fn stdout(arguments: &[&str]) -> String {
 fn help_texts() {
     insta::assert_snapshot!("help", stdout(&["--help"]));
     insta::assert_snapshot!("rerank_help", stdout(&["rerank", "--help"]));
+    insta::assert_snapshot!("eval_help", stdout(&["eval", "--help"]));
 }
 
 /// The error for each malformed input, with the temporary folder written as `[TMP]`.

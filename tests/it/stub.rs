@@ -34,6 +34,9 @@ pub enum Reply {
     Refusal(String),
     /// A valid judgment reporting absurd token counts.
     AbsurdUsage,
+    /// A pairwise judge of known accuracy and position pull (see [`simulated`]), with
+    /// log-probabilities when the request asks for them.
+    Simulated { accuracy: f64, pull: f64 },
 }
 
 type Script = dyn Fn(usize, &Value) -> Reply + Send + Sync;
@@ -180,10 +183,11 @@ fn serve(
                 value["usage"] = json!({"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX});
                 (200, String::new(), value.to_string())
             }
-            Reply::Judge => (200, String::new(), completion(&judgment(&body))),
+            Reply::Judge => (200, String::new(), answer(&body)),
+            Reply::Simulated { accuracy, pull } => (200, String::new(), simulated(&body, accuracy, pull)),
             Reply::Slow(delay) => {
                 std::thread::sleep(delay);
-                (200, String::new(), completion(&judgment(&body)))
+                (200, String::new(), answer(&body))
             }
             Reply::Status(status, text, retry_after) => {
                 let extra = retry_after
@@ -212,19 +216,104 @@ fn serve(
     }
 }
 
-fn completion(content: &str) -> String {
-    json!({
-        "id": "stub",
-        "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
-    })
-    .to_string()
+/// The keyword judge's answer in the protocol the request asks for: a rating as JSON, or a
+/// pairwise verdict ("A", "B" or "tie" on the first line) with its log-probabilities when asked.
+fn answer(body: &Value) -> String {
+    if !is_pairwise(body) {
+        return completion(&judgment(body));
+    }
+    let user = user_message(body);
+    let (a, b) = (
+        score(&section(&user, "response_a")),
+        score(&section(&user, "response_b")),
+    );
+    let verdict = match a.cmp(&b) {
+        std::cmp::Ordering::Greater => "A",
+        std::cmp::Ordering::Less => "B",
+        std::cmp::Ordering::Equal => "tie",
+    };
+    let certain = match verdict {
+        "A" => [0.98, 0.01, 0.01],
+        "B" => [0.01, 0.01, 0.98],
+        _ => [0.01, 0.98, 0.01],
+    };
+    pairwise_completion(body, verdict, certain)
 }
 
-/// Scores the two responses of the user message that shows them, by keyword.
-pub fn judgment(body: &Value) -> String {
-    let user = body["messages"]
+fn is_pairwise(body: &Value) -> bool {
+    body["messages"].as_array().is_some_and(|messages| {
+        messages.iter().any(|m| {
+            m["content"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Write A, B or tie")
+        })
+    })
+}
+
+/// A pairwise completion whose first token is `verdict`, with `probabilities` (A, tie, B) as its
+/// top log-probabilities when the request asks for log-probabilities.
+fn pairwise_completion(body: &Value, verdict: &str, probabilities: [f64; 3]) -> String {
+    let mut value: Value =
+        serde_json::from_str(&completion(&format!("{verdict}\nstub reason"))).unwrap();
+    if body["logprobs"] == json!(true) {
+        let top: Vec<Value> = ["A", "tie", "B"]
+            .iter()
+            .zip(probabilities)
+            .filter(|(_, p)| *p > 0.0)
+            .map(|(token, p)| json!({"token": token, "logprob": p.ln()}))
+            .collect();
+        value["choices"][0]["logprobs"] = json!({"content": [
+            {"token": verdict, "logprob": 0.0, "top_logprobs": top},
+            {"token": "\n", "logprob": 0.0, "top_logprobs": []}
+        ]});
+    }
+    value.to_string()
+}
+
+/// A uniform number in [0, 1) from a text and a salt: the same text always gives the same
+/// number (FNV-1a).
+pub fn uniform(text: &str, salt: u64) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Whether the simulated judge knows the answer to `prompt`: a share `accuracy` of prompts.
+pub fn knows(prompt: &str, accuracy: f64) -> bool {
+    uniform(prompt, 1) < accuracy
+}
+
+/// The simulated judge's probability that the good response is better, before any position
+/// pull: far from one half when it knows the answer, on the wrong side when it does not.
+pub fn belief(prompt: &str, accuracy: f64) -> f64 {
+    let strength = uniform(prompt, 2);
+    if knows(prompt, accuracy) {
+        0.55 + 0.45 * strength
+    } else {
+        0.45 - 0.25 * strength
+    }
+}
+
+/// A pairwise judge of known accuracy with a pull toward the response shown first: the
+/// probability that A is better is `(1 - pull) * belief(A is better) + pull`. Both orders
+/// averaged, the pull cancels: `(1 - pull) * (2 * belief - 1)` in favour of the good response.
+fn simulated(body: &Value, accuracy: f64, pull: f64) -> String {
+    let user = user_message(body);
+    let prompt = section(&user, "last_user_message");
+    let good_first = section(&user, "response_a").contains("good");
+    let belief = belief(prompt.trim(), accuracy);
+    let a_better = if good_first { belief } else { 1.0 - belief };
+    let a = (1.0 - pull) * a_better + pull;
+    let verdict = if a > 0.5 { "A" } else { "B" };
+    pairwise_completion(body, verdict, [a, 0.0, 1.0 - a])
+}
+
+fn user_message(body: &Value) -> String {
+    body["messages"]
         .as_array()
         .and_then(|messages| {
             messages.iter().find(|m| {
@@ -237,7 +326,22 @@ pub fn judgment(body: &Value) -> String {
         })
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
-        .to_owned();
+        .to_owned()
+}
+
+fn completion(content: &str) -> String {
+    json!({
+        "id": "stub",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    })
+    .to_string()
+}
+
+/// Scores the two responses of the user message that shows them, by keyword.
+pub fn judgment(body: &Value) -> String {
+    let user = user_message(body);
     let a = section(&user, "response_a");
     let b = section(&user, "response_b");
     json!({

@@ -5,7 +5,7 @@
 use rejudge::dataset::ColumnOverrides;
 use rejudge::judge::local::{LocalConfig, LocalJudge};
 use rejudge::judge::{Judge, JudgeRequest, Sampling};
-use rejudge::prompt::{ChatMessage, Language, PromptBuilder};
+use rejudge::prompt::{ChatMessage, Language, Mode, PromptBuilder};
 use rejudge::run::Input;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -85,7 +85,7 @@ fn main() {
         "prefill {prefill_tokens} tokens at {prefill_rate:.1} tokens/s; generation {generation_rate:.1} tokens/s"
     );
     // Real rows through the built-in prompt, batching off and on.
-    let prompt = PromptBuilder::builtin(Language::En);
+    let prompt = PromptBuilder::builtin(Language::En, Mode::Rating);
     let input = Input::open(Path::new(seed_path), &ColumnOverrides::default()).unwrap();
     let requests: Vec<JudgeRequest> = input
         .dataset()
