@@ -156,6 +156,22 @@ pub struct Tally {
     lengths: [u64; 2],
     margins: Vec<u64>,
     labelled: Vec<EvalRow>,
+    judges: Judging,
+}
+
+/// Who decided the rows, for runs with a panel or an escalation judge.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Judging {
+    /// Rows per deciding judge (the `judge_model` column), unscored rows left out.
+    pub decided_by: BTreeMap<String, u64>,
+    /// Rows a panel judged.
+    pub panel_rows: u64,
+    /// Of those, rows on which every judge of the panel gave the same outcome.
+    pub panel_unanimous: u64,
+    /// Rows sent to the escalation judge.
+    pub escalated: u64,
+    /// Of those, rows whose outcome the escalation judge changed.
+    pub escalation_changed: u64,
 }
 
 impl Default for Tally {
@@ -171,6 +187,7 @@ impl Default for Tally {
             lengths: [0; 2],
             margins: vec![0; MARGIN_BINS],
             labelled: Vec::new(),
+            judges: Judging::default(),
         }
     }
 }
@@ -179,6 +196,7 @@ impl Tally {
     /// Counts one finished row and the tokens it used.
     pub fn count(&mut self, verdict: &Verdict, facts: &RowFacts, usage: Usage) {
         self.count_length(verdict, facts);
+        self.count_judges(verdict);
         if let Some(margin) = verdict.margin.filter(|m| m.is_finite()) {
             self.margins[margin_bin(margin)] += 1;
         }
@@ -235,6 +253,28 @@ impl Tally {
         if let Some(consistent) = verdict.position_consistent() {
             positions.both_orders += 1;
             positions.consistent += u64::from(consistent);
+        }
+    }
+
+    fn count_judges(&mut self, verdict: &Verdict) {
+        let judges = &mut self.judges;
+        if matches!(
+            verdict.outcome,
+            Outcome::Kept | Outcome::Swapped | Outcome::Tie
+        ) && verdict.margin.is_some()
+        {
+            *judges
+                .decided_by
+                .entry(verdict.judge_model.to_string())
+                .or_default() += 1;
+        }
+        if let Some(before) = verdict.escalated_from {
+            judges.escalated += 1;
+            judges.escalation_changed += u64::from(before != verdict.outcome);
+        }
+        if let Some((_, first)) = verdict.members.first() {
+            judges.panel_rows += 1;
+            judges.panel_unanimous += u64::from(verdict.members.iter().all(|(_, o)| o == first));
         }
     }
 
@@ -326,6 +366,8 @@ pub struct Report {
     pub length_bias: LengthShare,
     /// How far the judge's decision values were from a tie (absolute values).
     pub margins: MarginHistogram,
+    /// Who decided the rows: per judge, and how a panel and an escalation judge fared.
+    pub judging: Judging,
     /// Mean score of the (re-ranked) chosen and rejected responses over scored rows.
     pub mean_scores: BTreeMap<String, f64>,
     /// The most common failure reasons with their counts.
@@ -443,6 +485,7 @@ impl Report {
             position_consistency,
             length_bias,
             margins,
+            judging: tally.judges.clone(),
             positions: Positions {
                 policy: description.order.as_str().to_owned(),
                 ..tally.positions
@@ -489,6 +532,21 @@ impl Report {
                 "position: the response shown first won {} of {decided} decided rows ({:.1}%)",
                 self.positions.first_shown_won,
                 100.0 * self.positions.first_shown_won as f64 / decided as f64
+            );
+        }
+        let judging = &self.judging;
+        if judging.panel_rows > 0 {
+            let _ = writeln!(
+                table,
+                "panel: every judge gave the same outcome on {} of {} rows",
+                judging.panel_unanimous, judging.panel_rows
+            );
+        }
+        if judging.escalated > 0 {
+            let _ = writeln!(
+                table,
+                "escalation: {} rows went to the escalation judge, which changed the outcome of {}",
+                judging.escalated, judging.escalation_changed
             );
         }
         for (reason, count) in &self.failure_reasons {

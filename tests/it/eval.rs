@@ -315,3 +315,112 @@ fn pairwise_rerank_reads_one_token_verdicts() {
     assert!(swapped["margin"].as_f64().unwrap() > 0.9);
     assert_eq!(swapped["chosen_score"], Value::Null);
 }
+
+/// A config file with a panel of two judges (a keyword judge and one that always calls a
+/// tie), optionally a spread limit and an escalation judge.
+fn panel_config(
+    path: &Path,
+    keyword: &str,
+    fence: &str,
+    spread: Option<f64>,
+    referee: Option<&str>,
+) {
+    let mut text = String::new();
+    if let Some(spread) = spread {
+        text.push_str(&format!("[panel]\nmax-spread = {spread}\n\n"));
+    }
+    if let Some(referee) = referee {
+        text.push_str(&format!(
+            "[escalation]\nbelow = 2.5\nbase-url = \"{referee}\"\nmodel = \"referee\"\n\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[[judges]]\nbase-url = \"{keyword}\"\nmodel = \"keyword\"\n\n"
+    ));
+    text.push_str(&format!(
+        "[[judges]]\nbase-url = \"{fence}\"\nmodel = \"fence-sitter\"\nweight = 1.0\n"
+    ));
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_panel_averages_its_judges_and_escalation_decides_the_near_ties() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(8));
+    let keyword = Stub::judging();
+    let tie = r#"{"response_a": {"rationale": "same", "score": 3}, "response_b": {"rationale": "same", "score": 3}}"#;
+    let fence = Stub::start(move |_, _| Reply::Text(tie.to_owned()));
+    let referee = Stub::judging();
+    let run = |name: &str, spread: Option<f64>, escalate: bool| {
+        let config = folder.path().join(format!("{name}.toml"));
+        panel_config(
+            &config,
+            &keyword.url,
+            &fence.url,
+            spread,
+            escalate.then_some(referee.url.as_str()),
+        );
+        let output = folder.path().join(name);
+        let mut command = rejudge();
+        command.arg("rerank").arg(&input).args([
+            "--quiet",
+            "--format",
+            "jsonl",
+            "--order",
+            "chosen-first",
+            "--config",
+        ]);
+        command.arg(&config).arg("--output").arg(&output);
+        let result = command.output().unwrap();
+        (
+            exits_with(&result, 0),
+            String::from_utf8_lossy(&result.stdout).into_owned(),
+            output,
+        )
+    };
+
+    // Averaged: the keyword judge's 5 vs 1 (4 points) and the fence-sitter's 0 give 2 points.
+    let (_, stdout, output) = run("mean", None, false);
+    let rows = jsonl_output(&output);
+    assert_eq!(rows[0]["outcome"], "kept");
+    assert_eq!(rows[0]["margin"], json!(2.0));
+    assert_eq!(rows[0]["judge_model"], "panel(keyword, fence-sitter)");
+    assert_eq!(rows[1]["outcome"], "swapped");
+    let judging = &report(&output)["judging"];
+    // The two judges agree only on the tie rows (2 of the 6 judged).
+    assert_eq!(
+        (
+            judging["panel_rows"].as_u64(),
+            judging["panel_unanimous"].as_u64()
+        ),
+        (Some(6), Some(2))
+    );
+    assert!(
+        stdout.contains("panel: every judge gave the same outcome on 2 of 6 rows"),
+        "{stdout}"
+    );
+    assert_eq!(keyword.requests(), 6);
+    assert_eq!(fence.requests(), 6);
+
+    // Judges 4 points apart, more than the panel allows: a tie.
+    let (_, _, output) = run("spread", Some(3.0), false);
+    assert_eq!(report(&output)["outcomes"]["tie"], 6);
+
+    // Rows within 2.5 points of a tie (all of them here) go to the referee, which decides.
+    let (_, stdout, output) = run("escalate", None, true);
+    let rows = jsonl_output(&output);
+    assert_eq!(rows[0]["judge_model"], "referee");
+    assert_eq!(rows[0]["margin"], json!(4.0));
+    let judging = &report(&output)["judging"];
+    assert_eq!(judging["escalated"], 6);
+    assert_eq!(judging["escalation_changed"], 0);
+    assert_eq!(judging["decided_by"]["referee"], 6);
+    assert!(
+        stdout.contains("escalation: 6 rows went to the escalation judge"),
+        "{stdout}"
+    );
+    assert_eq!(referee.requests(), 6);
+    // Three runs, three fresh output folders: the panel judges were asked every time.
+    assert_eq!(keyword.requests(), 3 * 6);
+}

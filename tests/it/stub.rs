@@ -34,6 +34,8 @@ pub enum Reply {
     Refusal(String),
     /// A valid judgment reporting absurd token counts.
     AbsurdUsage,
+    /// A completion with this text.
+    Text(String),
     /// A pairwise judge of known accuracy and position pull (see [`simulated`]), with
     /// log-probabilities when the request asks for them.
     Simulated { accuracy: f64, pull: f64 },
@@ -184,6 +186,7 @@ fn serve(
                 (200, String::new(), value.to_string())
             }
             Reply::Judge => (200, String::new(), answer(&body)),
+            Reply::Text(text) => (200, String::new(), completion(&text)),
             Reply::Simulated { accuracy, pull } => (200, String::new(), simulated(&body, accuracy, pull)),
             Reply::Slow(delay) => {
                 std::thread::sleep(delay);
