@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh machine: installs what the tests need (build tools, pyarrow and
-# datasets, the gemma-3-270m demo model, a llama.cpp server build; all cached under ~/.cache),
+# datasets, the gemma-3-270m demo model, a llama.cpp server build, Chromium and playwright-core;
+# all cached under ~/.cache),
 # checks formatting and lints, then runs every test, the end-to-end ones included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,9 @@ if ! python3 -c "import pyarrow, datasets" 2>/dev/null; then
 fi
 REJUDGE_TEST_MODEL="$(scripts/demo-model.sh | tail -n 1)"
 REJUDGE_TEST_LLAMA_SERVER="$(scripts/llama-server.sh | tail -n 1)/llama-server"
-export REJUDGE_TEST_MODEL REJUDGE_TEST_LLAMA_SERVER
+# Headless Chromium and playwright-core for the review page's browser test.
+REJUDGE_BROWSER_DIR="$(scripts/chromium.sh | tail -n 1)"
+export REJUDGE_TEST_MODEL REJUDGE_TEST_LLAMA_SERVER REJUDGE_BROWSER_DIR
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -166,6 +166,7 @@ pub struct PromptBuilder {
     template_hash: String,
     language: Language,
     mode: Mode,
+    name: String,
 }
 
 #[derive(Serialize)]
@@ -284,6 +285,7 @@ impl PromptBuilder {
             template_hash,
             language,
             mode,
+            name: name.to_owned(),
         })
     }
 
@@ -300,6 +302,11 @@ impl PromptBuilder {
     /// The protocol the prompt asks for.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The user template's file name; `None` for the built-in rubric.
+    pub fn template_name(&self) -> Option<&str> {
+        (self.system.is_none()).then_some(self.name.as_str())
     }
 
     /// The rubric text sent as the system message, if the prompt has one.

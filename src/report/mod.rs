@@ -6,11 +6,16 @@
 
 mod card;
 pub mod eval;
+mod figures;
+mod review;
 pub mod stats;
 
 pub mod plots;
 
+pub use card::CardExtras;
 pub use eval::{Calibration, EvalContext, EvalRow, EvalSettings, Evaluation, Protocol, evaluate};
+pub use figures::PlotSample;
+pub use review::{About, Review};
 
 use crate::judge::Usage;
 use crate::prompt::{Language, Mode, Order};
@@ -67,6 +72,8 @@ pub struct Description {
     pub on_inconsistent: Inconsistent,
     /// Where the margin came from, when a calibration file set it.
     pub calibration: Option<Calibration>,
+    /// The user template's file name; `None` for the built-in rubric.
+    pub template: Option<String>,
 }
 
 /// Token totals.
@@ -119,6 +126,8 @@ pub struct RowFacts {
     /// Whether the stored chosen response is the longer one; `None` when both are as long or
     /// the row could not be read.
     pub chosen_longer: Option<bool>,
+    /// The lengths, in characters, of the stored chosen and rejected responses.
+    pub lengths: Option<(usize, usize)>,
     /// For `eval`: where the human-preferred response sits, and the row's category.
     pub labelled: Option<Labelled>,
 }
@@ -157,6 +166,7 @@ pub struct Tally {
     margins: Vec<u64>,
     labelled: Vec<EvalRow>,
     judges: Judging,
+    sample: PlotSample,
 }
 
 /// Who decided the rows, for runs with a panel or an escalation judge.
@@ -188,6 +198,7 @@ impl Default for Tally {
             margins: vec![0; MARGIN_BINS],
             labelled: Vec::new(),
             judges: Judging::default(),
+            sample: PlotSample::default(),
         }
     }
 }
@@ -197,6 +208,7 @@ impl Tally {
     pub fn count(&mut self, verdict: &Verdict, facts: &RowFacts, usage: Usage) {
         self.count_length(verdict, facts);
         self.count_judges(verdict);
+        self.sample.push(verdict, facts.lengths);
         if let Some(margin) = verdict.margin.filter(|m| m.is_finite()) {
             self.margins[margin_bin(margin)] += 1;
         }
@@ -292,6 +304,11 @@ impl Tally {
         self.lengths[1] += u64::from(longer_won);
     }
 
+    /// The sample of rows the plots are drawn from.
+    pub fn sample(&self) -> &PlotSample {
+        &self.sample
+    }
+
     /// The evaluated rows (`eval` runs only).
     pub fn labelled(&self) -> &[EvalRow] {
         &self.labelled
@@ -356,6 +373,8 @@ pub struct Report {
     pub on_inconsistent: Inconsistent,
     /// The calibration that set the margin, if one did.
     pub calibration: Option<Calibration>,
+    /// The user template's file name; `None` for the built-in rubric.
+    pub template: Option<String>,
     /// 95% Wilson intervals of the outcome rates.
     pub rate_intervals: BTreeMap<String, [f64; 2]>,
     /// Which stored response was shown first.
@@ -481,6 +500,7 @@ impl Report {
             scoring: description.scoring,
             on_inconsistent: description.on_inconsistent,
             calibration: description.calibration,
+            template: description.template,
             rate_intervals,
             position_consistency,
             length_bias,
@@ -496,10 +516,22 @@ impl Report {
     }
 
     /// Writes `report.json` and the dataset card `README.md` into the output folder, atomically.
-    pub fn write(&self, folder: &Path) -> Result<(), ReportError> {
+    pub fn write(&self, folder: &Path, extras: &CardExtras<'_>) -> Result<(), ReportError> {
         let json = serde_json::to_string_pretty(self).expect("a report serialises; this is a bug");
         write_atomically(&folder.join("report.json"), json.as_bytes())?;
-        write_atomically(&folder.join("README.md"), card::render(self).as_bytes())
+        write_atomically(
+            &folder.join("README.md"),
+            card::render(self, extras).as_bytes(),
+        )
+    }
+
+    /// Draws the plots into `folder/plots/`; returns their paths relative to `folder`.
+    pub fn draw(&self, folder: &Path, tally: &Tally) -> Result<Vec<String>, ReportError> {
+        let outcomes: Vec<(&str, u64)> = Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str(), tally.outcome(*o)))
+            .collect();
+        figures::draw(folder, &tally.sample, &outcomes, self.mode, self.tie_margin)
     }
 
     /// The table printed at the end of a run.
@@ -529,7 +561,7 @@ impl Report {
         if decided > 0 {
             let _ = writeln!(
                 table,
-                "position: the response shown first won {} of {decided} decided rows ({:.1}%)",
+                "position: the response shown first won {} of {decided} decided judgments ({:.1}%)",
                 self.positions.first_shown_won,
                 100.0 * self.positions.first_shown_won as f64 / decided as f64
             );
@@ -661,6 +693,7 @@ mod tests {
             let verdict = Verdict::decide(vec![(index % 2 == 0, opinion)], &policy, model.clone());
             let facts = RowFacts {
                 chosen_longer: Some(index != 1),
+                lengths: None,
                 labelled: None,
             };
             tally.count(&verdict, &facts, usage);
@@ -688,6 +721,7 @@ mod tests {
             scoring: "score".into(),
             on_inconsistent: Inconsistent::Merge,
             calibration: None,
+            template: None,
         };
         let measures = Measures {
             requests: Requests {
@@ -708,7 +742,14 @@ mod tests {
     fn the_summary_table_and_the_card_read_as_written() {
         let report = report();
         insta::assert_snapshot!("summary_table", report.summary_table());
-        insta::assert_snapshot!("dataset_card", card::render(&report));
+        let settings = "input = \"pairs.jsonl\"\norder = \"random\"\n";
+        let plots = ["plots/outcomes.png".to_owned()];
+        let extras = CardExtras {
+            plots: &plots,
+            settings: Some(settings),
+            ..CardExtras::default()
+        };
+        insta::assert_snapshot!("dataset_card", card::render(&report, &extras));
     }
 
     #[test]

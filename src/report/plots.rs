@@ -112,12 +112,54 @@ pub fn score_distributions(
 ///
 /// [`PlotError::Draw`] if rendering fails, [`PlotError::Io`] if the file cannot be written.
 pub fn margin_histogram(path: &Path, margins: &[f64], tie_margin: f64) -> Result<(), PlotError> {
+    margin_histogram_on(path, margins, tie_margin, MarginScale::SCORES)
+}
+
+/// The scale of a decision margin: score points (-4 to 4) under the rating protocol, a
+/// difference of probabilities (-1 to 1) under the pairwise one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MarginScale {
+    /// The largest absolute margin the axis shows.
+    pub extent: f64,
+    /// What the margin measures, for the axis title.
+    pub unit: &'static str,
+    /// The plot's title.
+    pub title: &'static str,
+}
+
+impl MarginScale {
+    /// Score differences.
+    pub const SCORES: MarginScale = MarginScale {
+        extent: 4.0,
+        unit: "margin (score points)",
+        title: "Decision margin: stored chosen minus stored rejected score",
+    };
+    /// Differences of probabilities.
+    pub const PROBABILITIES: MarginScale = MarginScale {
+        extent: 1.0,
+        unit: "margin (probability difference)",
+        title: "Decision margin: P(stored chosen better) minus P(stored rejected better)",
+    };
+}
+
+/// [`margin_histogram`] on another scale: 33 bins over `-extent..extent`.
+///
+/// # Errors
+///
+/// [`PlotError::Draw`] if rendering fails, [`PlotError::Io`] if the file cannot be written.
+pub fn margin_histogram_on(
+    path: &Path,
+    margins: &[f64],
+    tie_margin: f64,
+    scale: MarginScale,
+) -> Result<(), PlotError> {
     render(path, SIZE, |root| {
         draw_margins(
             root,
             margins,
             tie_margin,
-            "Decision margin: stored chosen minus stored rejected score",
+            scale,
+            scale.title,
         )
     })
 }
@@ -932,9 +974,17 @@ fn step_outlines(counts: &[u64], first: f64, half: f64) -> Vec<Vec<(f64, u64)>> 
     paths
 }
 
-fn draw_margins(root: &Area<'_>, margins: &[f64], tie_margin: f64, title: &str) -> Drawn {
+fn draw_margins(
+    root: &Area<'_>,
+    margins: &[f64],
+    tie_margin: f64,
+    scale: MarginScale,
+    title: &str,
+) -> Drawn {
     let body = titled(root, title)?;
-    let band = (tie_margin.is_finite() && tie_margin > 0.0).then(|| tie_margin.min(4.0));
+    let extent = scale.extent;
+    let width = extent / 16.0;
+    let band = (tie_margin.is_finite() && tie_margin > 0.0).then(|| tie_margin.min(extent));
     let mut items = vec![
         ("judge agrees (kept)".to_owned(), Swatch::Block(GREEN)),
         (
@@ -947,14 +997,14 @@ fn draw_margins(root: &Area<'_>, margins: &[f64], tie_margin: f64, title: &str) 
         items.push((format!("tie band ±{}", number(t)), Swatch::Block(BAND)));
     }
     let body = legend(&body, &items)?;
-    let counts = histogram(margins, -4.0, BIN_WIDTH, MARGIN_BINS);
+    let counts = histogram(margins, -extent, width, MARGIN_BINS);
     let top = counts.iter().copied().max().unwrap_or(0);
     if top == 0 {
         return no_data(&body);
     }
-    let half = BIN_WIDTH / 2.0;
+    let half = width / 2.0;
     let y_max = count_axis(top);
-    let mut chart = frame(&body).build_cartesian_2d((-4.0 - half)..(4.0 + half), 0..y_max)?;
+    let mut chart = frame(&body).build_cartesian_2d((-extent - half)..(extent + half), 0..y_max)?;
     if let Some(t) = band {
         chart.draw_series(std::iter::once(Rectangle::new(
             [(-t, 0), (t, y_max)],
@@ -964,7 +1014,7 @@ fn draw_margins(root: &Area<'_>, margins: &[f64], tie_margin: f64, title: &str) 
     house_style(chart.configure_mesh().disable_x_mesh())
         .x_labels(9)
         .x_label_formatter(&|v| number(*v))
-        .x_desc("margin (score points)")
+        .x_desc(scale.unit)
         .y_desc("rows")
         .draw()?;
     let tie = band.unwrap_or(0.0);
@@ -974,7 +1024,7 @@ fn draw_margins(root: &Area<'_>, margins: &[f64], tie_margin: f64, title: &str) 
             .zip(0_u32..)
             .filter(|(n, _)| **n > 0)
             .map(|(n, i)| {
-                let centre = -4.0 + BIN_WIDTH * f64::from(i);
+                let centre = -extent + width * f64::from(i);
                 let color = if centre > tie {
                     GREEN
                 } else if centre < -tie {
@@ -1285,7 +1335,15 @@ mod tests {
             (
                 "margins",
                 SIZE,
-                Box::new(|root, title| draw_margins(root, &[-1.0, 0.0, 0.25, 2.0], 0.5, title)),
+                Box::new(|root, title| {
+                    draw_margins(
+                        root,
+                        &[-1.0, 0.0, 0.25, 2.0],
+                        0.5,
+                        MarginScale::SCORES,
+                        title,
+                    )
+                }),
             ),
             (
                 "swap_rate",

@@ -8,7 +8,14 @@ use std::path::{Path, PathBuf};
 /// The lock file's name inside the output folder.
 const LOCK: &str = ".rejudge.lock";
 /// The report files are written through `NAME.partial` siblings.
-const OWN_FILES: [&str; 3] = ["report.json", "README.md", "rejudge.toml"];
+const OWN_FILES: [&str; 6] = [
+    "report.json",
+    "README.md",
+    "rejudge.toml",
+    "review.html",
+    "eval.json",
+    "calibration.json",
+];
 
 /// An exclusive lock on an output folder, released when dropped or when the process dies (the
 /// operating system drops `flock` locks with their process, so a killed run never blocks the
@@ -129,12 +136,26 @@ fn earlier_files(folder: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Half-written report files of an interrupted run.
+/// Half-written report files and plots of an interrupted run.
 fn remove_partials(folder: &Path) -> Result<(), RunError> {
     for name in OWN_FILES {
         let partial = folder.join(format!("{name}.partial"));
         if partial.exists() {
             fs_err::remove_file(&partial).map_err(RunError::Folder)?;
+        }
+    }
+    let plots = folder.join("plots");
+    if plots.is_dir() {
+        for entry in fs_err::read_dir(&plots).map_err(RunError::Folder)? {
+            let path = entry.map_err(RunError::Folder)?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // Plots are written through `.NAME.PID-N.tmp` siblings.
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                fs_err::remove_file(&path).map_err(RunError::Folder)?;
+            }
         }
     }
     Ok(())

@@ -288,6 +288,7 @@ impl Row {
             });
             return RowFacts {
                 chosen_longer: None,
+                lengths: None,
                 labelled,
             };
         };
@@ -304,6 +305,7 @@ impl Row {
         });
         RowFacts {
             chosen_longer: (chosen != rejected).then_some(chosen > rejected),
+            lengths: Some((chosen, rejected)),
             labelled,
         }
     }
@@ -434,12 +436,12 @@ async fn run<J: Judge>(
     let done_before = rows_done(&asker, &input, config).await?;
     progress.start(total, done_before);
 
-    let writer = sink::spawn(config, prepared.schema, input.columns.clone())?;
+    let writer = sink::spawn(config, prepared.schema.clone(), input.columns.clone())?;
     let rows = sink::source(input.rows_iter(config.limit)?);
     let verdicts = rows
         .map(|row| async { asker.judge_row(row?).await })
         .buffered(config.concurrency * 4 + 64);
-    let (tally, output) = writer.drain(verdicts, progress, stop, total).await?;
+    let (tally, review, output) = writer.drain(verdicts, progress, stop, total).await?;
     prepared.tidy.finish()?;
 
     let measures = Measures {
@@ -449,7 +451,22 @@ async fn run<J: Judge>(
         output,
     };
     let report = Report::new(describe(judges, prompt, config), tally.clone(), measures);
-    report.write(&config.output)?;
+    let plots = report.draw(&config.output, &tally)?;
+    let about = crate::report::About {
+        input: &report.input,
+        judge: &report.judge_model,
+        rows: report.rows,
+        outcomes: &report.outcomes,
+    };
+    review.write(&config.output, &about)?;
+    let extras = crate::report::CardExtras {
+        schema: Some(&prepared.schema),
+        plots: &plots,
+        settings: config.settings.as_deref(),
+        source_dataset: None,
+        license: None,
+    };
+    report.write(&config.output, &extras)?;
     Ok((report, tally))
 }
 
@@ -609,6 +626,7 @@ fn describe<J: Judge>(
         },
         on_inconsistent: config.policy.on_inconsistent,
         calibration: config.calibration.clone(),
+        template: prompt.template_name().map(str::to_owned),
     }
 }
 

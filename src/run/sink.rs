@@ -4,7 +4,7 @@
 
 use super::{Cost, Progress, Row, RunConfig, RunError, Stop};
 use crate::dataset::{ColumnMap, DatasetError, OutputWriter, output_batch};
-use crate::report::Tally;
+use crate::report::{Review, Tally};
 use crate::verdict::{Outcome, Verdict, VerdictColumns};
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
@@ -142,7 +142,7 @@ impl Writer {
         progress: &dyn Progress,
         stop: &Stop,
         total: u64,
-    ) -> Result<(Tally, PathBuf), RunError> {
+    ) -> Result<(Tally, Review, PathBuf), RunError> {
         // `sender` is declared last so that it is dropped first: the writer thread ends when the
         // channel closes, and `thread` joins it when a cancelled run drops this future.
         let Writer {
@@ -152,6 +152,7 @@ impl Writer {
             seed,
         } = self;
         let mut tally = Tally::default();
+        let mut review = Review::default();
         let mut verdicts = Vec::new();
         let mut judged = std::pin::pin!(judged);
         let mut hard = std::pin::pin!(stop.hard(GRACE));
@@ -173,6 +174,7 @@ impl Writer {
                 }
             };
             tally.count(&verdict, &row.facts(&columns, seed), cost.usage);
+            review.push(row.index, row.conversation.as_ref().ok(), &verdict);
             progress.row(&verdict, cost);
             verdicts.push(verdict);
             if row.offset + 1 == row.batch.num_rows() && !stop.requested() {
@@ -198,6 +200,6 @@ impl Writer {
             return Err(error);
         }
         let path = written?.expect("a complete run finishes its file; this is a bug");
-        Ok((tally, path))
+        Ok((tally, review, path))
     }
 }

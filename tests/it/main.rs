@@ -21,6 +21,7 @@ mod eval;
 mod faults;
 mod hardening;
 mod journal;
+mod publish;
 mod rerank;
 mod settings;
 mod snapshots;

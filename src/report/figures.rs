@@ -1,0 +1,123 @@
+//! The plots of a finished run, drawn from the exact outcome counts and from a bounded, seeded
+//! sample of rows: a million rows draw the same histograms as a fair sample of them, in bounded
+//! memory.
+
+use super::plots::{self, MarginScale};
+use super::stats::SplitMix64;
+use crate::prompt::Mode;
+use crate::verdict::{Outcome, Verdict};
+use std::path::Path;
+
+/// Rows kept for the plots at most.
+const SAMPLE: usize = 50_000;
+
+/// What the plots need of one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PlotRow {
+    /// Scores of the stored chosen and stored rejected responses.
+    stored: Option<(f64, f64)>,
+    /// Scores of the re-ranked chosen and rejected responses.
+    ranked: Option<(f64, f64)>,
+    /// The decision value in favour of the stored chosen response.
+    margin: Option<f64>,
+    /// log2 of the stored chosen response's length over the stored rejected one's, for decided
+    /// rows.
+    ratio: Option<f64>,
+    swapped: bool,
+}
+
+/// A uniform sample of the run's rows (reservoir sampling, seeded: the same run draws the same
+/// sample).
+#[derive(Debug, Clone)]
+pub struct PlotSample {
+    rows: Vec<PlotRow>,
+    seen: u64,
+    random: SplitMix64,
+}
+
+impl Default for PlotSample {
+    fn default() -> Self {
+        PlotSample {
+            rows: Vec::new(),
+            seen: 0,
+            random: SplitMix64::new(0x5eed),
+        }
+    }
+}
+
+impl PlotSample {
+    /// Offers one row: its verdict and the lengths of its stored chosen and rejected responses.
+    pub fn push(&mut self, verdict: &Verdict, lengths: Option<(usize, usize)>) {
+        let swapped = verdict.outcome == Outcome::Swapped;
+        let ranked = verdict
+            .chosen
+            .as_ref()
+            .zip(verdict.rejected.as_ref())
+            .map(|(c, r)| (c.score, r.score));
+        let decided = matches!(verdict.outcome, Outcome::Kept | Outcome::Swapped);
+        let row = PlotRow {
+            stored: ranked.map(|(c, r)| if swapped { (r, c) } else { (c, r) }),
+            ranked,
+            margin: verdict.margin.map(|m| if swapped { -m } else { m }),
+            ratio: lengths
+                .filter(|(c, r)| decided && *c > 0 && *r > 0)
+                .map(|(c, r)| (c as f64 / r as f64).log2()),
+            swapped,
+        };
+        self.seen += 1;
+        if self.rows.len() < SAMPLE {
+            self.rows.push(row);
+        } else {
+            let slot = self.random.below(self.seen);
+            if let Some(place) = usize::try_from(slot)
+                .ok()
+                .and_then(|s| self.rows.get_mut(s))
+            {
+                *place = row;
+            }
+        }
+    }
+}
+
+/// Draws the run's plots into `folder/plots/`; returns their paths relative to `folder`.
+pub fn draw(
+    folder: &Path,
+    sample: &PlotSample,
+    outcomes: &[(&str, u64)],
+    mode: Mode,
+    tie_margin: f64,
+) -> Result<Vec<String>, super::ReportError> {
+    let plots_folder = folder.join("plots");
+    fs_err::create_dir_all(&plots_folder)?;
+    let mut drawn = Vec::new();
+    let mut place = |name: &str| {
+        drawn.push(format!("plots/{name}"));
+        plots_folder.join(name)
+    };
+    plots::outcomes(&place("outcomes.png"), outcomes, "Outcomes")?;
+    let rows = &sample.rows;
+    if mode == Mode::Rating {
+        let column = |pick: fn(&PlotRow) -> Option<(f64, f64)>, first: bool| -> Vec<f64> {
+            rows.iter()
+                .filter_map(pick)
+                .map(|(c, r)| if first { c } else { r })
+                .collect()
+        };
+        let before = (column(|r| r.stored, true), column(|r| r.stored, false));
+        let after = (column(|r| r.ranked, true), column(|r| r.ranked, false));
+        let path = place("scores.png");
+        plots::score_distributions(&path, (&before.0, &before.1), (&after.0, &after.1))?;
+    }
+    let margins: Vec<f64> = rows.iter().filter_map(|r| r.margin).collect();
+    let scale = match mode {
+        Mode::Rating => MarginScale::SCORES,
+        Mode::Pairwise => MarginScale::PROBABILITIES,
+    };
+    plots::margin_histogram_on(&place("margins.png"), &margins, tie_margin, scale)?;
+    let ratios: Vec<(f64, bool)> = rows
+        .iter()
+        .filter_map(|r| Some((r.ratio?, r.swapped)))
+        .collect();
+    plots::swap_rate_by_length(&place("swap-rate.png"), &ratios)?;
+    Ok(drawn)
+}
