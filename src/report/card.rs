@@ -77,7 +77,13 @@ fn pretty_name(report: &Report) -> String {
 /// The data files as the card's `configs` names them.
 fn data_glob(report: &Report) -> String {
     match report.files.as_slice() {
-        [one] if one.ends_with(".jsonl") => one.clone(),
+        [one]
+            if std::path::Path::new(one)
+                .extension()
+                .is_some_and(|e| e == "jsonl") =>
+        {
+            one.clone()
+        }
         _ => "data/train-*".to_owned(),
     }
 }

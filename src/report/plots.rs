@@ -154,13 +154,7 @@ pub fn margin_histogram_on(
     scale: MarginScale,
 ) -> Result<(), PlotError> {
     render(path, SIZE, |root| {
-        draw_margins(
-            root,
-            margins,
-            tie_margin,
-            scale,
-            scale.title,
-        )
+        draw_margins(root, margins, tie_margin, scale, scale.title)
     })
 }
 

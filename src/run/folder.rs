@@ -153,7 +153,7 @@ fn remove_partials(folder: &Path) -> Result<(), RunError> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             // Plots are written through `.NAME.PID-N.tmp` siblings.
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if name.starts_with('.') && path.extension().is_some_and(|e| e == "tmp") {
                 fs_err::remove_file(&path).map_err(RunError::Folder)?;
             }
         }
