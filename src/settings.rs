@@ -79,6 +79,9 @@ pub struct SettingsLayer {
     pub gold_column: Option<String>,
     pub category_column: Option<String>,
     pub target_agreement: Option<f64>,
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+    pub fixed_concurrency: Option<bool>,
     /// A panel: several judges, each a table of its own (config file only).
     pub judges: Option<Vec<JudgeEntry>>,
     /// How a panel combines (config file only).
@@ -199,6 +202,9 @@ impl SettingsLayer {
             gold_column,
             category_column,
             target_agreement,
+            rpm,
+            tpm,
+            fixed_concurrency,
             judges,
             panel,
             escalation
@@ -297,6 +303,11 @@ pub struct Settings {
     pub category_column: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_agreement: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<f64>,
+    pub fixed_concurrency: bool,
     // Tables last: TOML writes plain keys before tables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panel: Option<PanelSettings>,
@@ -350,6 +361,9 @@ impl Settings {
             gold_column: layer.gold_column,
             category_column: layer.category_column,
             target_agreement: layer.target_agreement,
+            rpm: layer.rpm,
+            tpm: layer.tpm,
+            fixed_concurrency: layer.fixed_concurrency.unwrap_or(false),
             panel: layer.panel,
             escalation: layer.escalation,
             judges: layer.judges,
@@ -387,6 +401,20 @@ impl Settings {
                 0.5,
                 1.0,
                 "an agreement from 0.5 to 1",
+            ),
+            (
+                "rpm",
+                self.rpm.unwrap_or(1.0),
+                0.01,
+                1e9,
+                "requests per minute, more than 0",
+            ),
+            (
+                "tpm",
+                self.tpm.unwrap_or(1.0),
+                1.0,
+                1e12,
+                "tokens per minute, at least 1",
             ),
         ] {
             if !(value.is_finite() && (low..=high).contains(&value)) {
@@ -475,6 +503,13 @@ impl Settings {
             settings: Some(self.to_toml()),
             scoring: self.scoring,
             calibration: None,
+            pacing: crate::judge::Pacing {
+                requests_per_minute: self.rpm,
+                tokens_per_minute: self.tpm,
+                concurrency: self.concurrency,
+                adaptive: !self.fixed_concurrency,
+                completion_allowance: u64::from(self.max_tokens),
+            },
         }
     }
 

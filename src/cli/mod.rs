@@ -204,9 +204,20 @@ struct RerankArguments {
     #[arg(long, allow_negative_numbers = true)]
     tie_margin: Option<f64>,
 
-    /// Requests in flight at most [default: 16].
+    /// Requests in flight at most; the limit halves when the server answers 429 or 503 and
+    /// grows back after successes, unless --fixed-concurrency [default: 16].
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Keep --concurrency requests in flight whatever the server answers.
+    #[arg(long)]
+    fixed_concurrency: bool,
+    /// Requests per minute at most, spread evenly (a burst of one second's worth).
+    #[arg(long)]
+    rpm: Option<f64>,
+    /// Tokens per minute at most: prompt tokens plus --max-tokens per request, corrected by the
+    /// usage the server reports.
+    #[arg(long)]
+    tpm: Option<f64>,
     /// Seconds allowed for one request attempt [default: 120].
     #[arg(long)]
     timeout: Option<f64>,
@@ -285,6 +296,9 @@ impl RerankArguments {
             limit: self.limit,
             max_response_bytes: self.max_response_bytes,
             calibration: self.calibration.clone(),
+            rpm: self.rpm,
+            tpm: self.tpm,
+            fixed_concurrency: self.fixed_concurrency.then_some(true),
             ..SettingsLayer::default()
         }
     }

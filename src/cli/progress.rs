@@ -22,6 +22,7 @@ pub struct Bar {
     resumed_seen: AtomicU64,
     started: Instant,
     last_line: Mutex<Instant>,
+    pace: Mutex<String>,
 }
 
 impl Bar {
@@ -48,6 +49,7 @@ impl Bar {
             resumed_seen: AtomicU64::new(0),
             started: Instant::now(),
             last_line: Mutex::new(Instant::now()),
+            pace: Mutex::new(String::new()),
         }
     }
 
@@ -61,16 +63,38 @@ impl Bar {
         let done = self.done.load(Ordering::Relaxed);
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
         eprintln!(
-            "rejudge: {done}/{} rows, {:.1} rows/s, {} tokens, {} failed",
+            "rejudge: {done}/{} rows, {:.1} rows/s, {} tokens, {} failed{}",
             self.total.load(Ordering::Relaxed),
             done.saturating_sub(self.resumed.load(Ordering::Relaxed)) as f64 / elapsed,
             self.tokens.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed)
+            self.failed.load(Ordering::Relaxed),
+            self.pace_text()
         );
     }
 }
 
+impl Bar {
+    fn pace_text(&self) -> String {
+        self.pace
+            .lock()
+            .expect("the progress lock is never poisoned; this is a bug")
+            .clone()
+    }
+}
+
 impl Progress for Bar {
+    fn pace(&self, pace: rejudge::judge::Pace) {
+        let text = if pace.throttled {
+            format!("  {}/{} in flight, throttled", pace.in_flight, pace.limit)
+        } else {
+            format!("  {}/{} in flight", pace.in_flight, pace.limit)
+        };
+        *self
+            .pace
+            .lock()
+            .expect("the progress lock is never poisoned; this is a bug") = text;
+    }
+
     fn start(&self, total: u64, finished_before: u64) {
         self.total.store(total, Ordering::Relaxed);
         if finished_before > 0 {
@@ -113,7 +137,7 @@ impl Progress for Bar {
         }
         if let Some(bar) = &self.terminal {
             bar.set_position(done);
-            bar.set_message(format!("{tokens} tok  {failed} failed"));
+            bar.set_message(format!("{tokens} tok  {failed} failed{}", self.pace_text()));
         } else if self.plain {
             let mut last = self
                 .last_line

@@ -653,6 +653,7 @@ impl<'m> Engine<'m> {
             probabilities,
             // The grammar allows nothing else.
             structured: true,
+            pause: None,
             attempts: 1,
             latency: active.started.elapsed(),
         };

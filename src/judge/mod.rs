@@ -4,12 +4,14 @@
 //! A new backend is one file implementing [`Judge`] plus its variant in [`AnyJudge`].
 
 pub mod error;
+pub mod limit;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod openai;
 mod retry;
 
 pub use error::{Class, JudgeError, classify};
+pub use limit::{Pace, Pacing, Signal, Throttle};
 pub use openai::{OpenAiConfig, OpenAiJudge};
 pub use retry::{Failure, RetryPolicy, Retrying, parse_retry_after};
 
@@ -95,6 +97,9 @@ pub struct Reply {
     /// Whether the answer was generated under the judgment schema (a `response_format` the
     /// server accepted, or a grammar), so that it must be exactly one object of that schema.
     pub structured: bool,
+    /// How long the server asked to hold off further requests (its rate-limit headers say
+    /// nothing is left until then).
+    pub pause: Option<Duration>,
     /// Attempts made, 1 when the first succeeded (set by [`Retrying`]).
     pub attempts: u32,
     /// Wall time from the first attempt to the answer (set by [`Retrying`]).

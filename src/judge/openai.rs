@@ -147,6 +147,7 @@ impl OpenAiJudge {
         let retry_after = header("retry-after")
             .and_then(|value| super::parse_retry_after(&value, SystemTime::now()));
         let request_id = header("x-request-id").or_else(|| header("request-id"));
+        let pause = exhausted_for(&header);
         let body = self.read_body(response).await?;
         if !(200..300).contains(&status) {
             return Err(JudgeError::Status {
@@ -154,7 +155,7 @@ impl OpenAiJudge {
                 url: self.shown_url.clone(),
                 request_id: request_id.map(|id| self.redactor.scrub(&id).into_owned()),
                 body: self.redactor.scrub(&server_words(&body)).into_owned(),
-                retry_after,
+                retry_after: retry_after.or(pause),
             });
         }
         let mut reply = reply_of(&body, structured, self.config.sampling.mode).map_err(
@@ -172,6 +173,7 @@ impl OpenAiJudge {
         if let std::borrow::Cow::Owned(clean) = self.redactor.scrub(&reply.text) {
             reply.text = clean;
         }
+        reply.pause = pause;
         Ok(reply)
     }
 
@@ -281,6 +283,22 @@ pub fn without_credentials(url: &str) -> String {
     }
 }
 
+/// How long nothing more may be sent, when the rate-limit headers OpenAI and many proxies send
+/// (`x-ratelimit-remaining-requests`/`-tokens` and `x-ratelimit-reset-requests`/`-tokens`) say a
+/// limit is used up.
+fn exhausted_for(header: &dyn Fn(&str) -> Option<String>) -> Option<Duration> {
+    ["requests", "tokens"]
+        .iter()
+        .filter(|kind| {
+            header(&format!("x-ratelimit-remaining-{kind}"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|remaining| remaining <= 0.0)
+        })
+        .filter_map(|kind| header(&format!("x-ratelimit-reset-{kind}")))
+        .filter_map(|value| super::limit::parse_reset(&value))
+        .max()
+}
+
 fn mentions_response_format(body: &str) -> bool {
     let text = body.to_ascii_lowercase();
     ["response_format", "json_schema", "structured", "grammar"]
@@ -303,6 +321,7 @@ fn reply_of(body: &[u8], structured: bool, mode: Mode) -> Result<Reply, Unreadab
         usage,
         probabilities,
         structured,
+        pause: None,
         attempts: 1,
         latency: Duration::ZERO,
     })

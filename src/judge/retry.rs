@@ -2,7 +2,9 @@
 //! with full jitter, and `Retry-After` handling. Backends make exactly one attempt each call.
 
 use super::error::{Class, JudgeError, classify};
+use super::limit::{Signal, Throttle};
 use super::{Judge, JudgeRequest, Reply};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -83,11 +85,12 @@ impl Failure {
     }
 }
 
-/// Any judge, with retries.
+/// Any judge, with retries, and with every attempt paced by a [`Throttle`] when it has one.
 pub struct Retrying<J> {
     judge: J,
     policy: RetryPolicy,
     retries: AtomicU64,
+    throttle: Option<Arc<Throttle>>,
 }
 
 impl<J: Judge> Retrying<J> {
@@ -97,7 +100,20 @@ impl<J: Judge> Retrying<J> {
             judge,
             policy,
             retries: AtomicU64::new(0),
+            throttle: None,
         }
+    }
+
+    /// Paces every attempt through `throttle`.
+    #[must_use]
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// The throttle in front of the attempts, if any.
+    pub fn throttle(&self) -> Option<&Throttle> {
+        self.throttle.as_deref()
     }
 
     /// The wrapped judge.
@@ -127,7 +143,7 @@ impl<J: Judge> Retrying<J> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let error = match self.judge.attempt(request).await {
+            let error = match self.paced_attempt(request).await {
                 Ok(mut reply) => {
                     reply.attempts = attempts;
                     reply.latency = started.elapsed();
@@ -142,6 +158,35 @@ impl<J: Judge> Retrying<J> {
             self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(self.policy.delay(attempts, error.retry_after())).await;
         }
+    }
+
+    /// One attempt, admitted by the throttle and handed back to it with what happened.
+    async fn paced_attempt(&self, request: &JudgeRequest) -> Result<Reply, JudgeError> {
+        let Some(throttle) = &self.throttle else {
+            return self.judge.attempt(request).await;
+        };
+        let admission = throttle.admit(request).await;
+        let result = self.judge.attempt(request).await;
+        let (signal, usage, pause) = match &result {
+            Ok(reply) => (Signal::Success, Some(reply.usage), reply.pause),
+            Err(error) => {
+                let overloaded = matches!(
+                    error,
+                    JudgeError::Status {
+                        status: 429 | 503,
+                        ..
+                    }
+                );
+                let signal = if overloaded {
+                    Signal::Overloaded
+                } else {
+                    Signal::Other
+                };
+                (signal, None, error.retry_after().filter(|_| overloaded))
+            }
+        };
+        throttle.settle(admission, signal, usage, pause);
+        result
     }
 }
 

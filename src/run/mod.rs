@@ -58,6 +58,8 @@ pub struct RunConfig {
     pub scoring: crate::judge::Scoring,
     /// The calibration that set the margin, to record in the report.
     pub calibration: Option<crate::report::Calibration>,
+    /// Rate limits and the adaptive in-flight limit, per judge.
+    pub pacing: crate::judge::Pacing,
 }
 
 /// Errors that stop a run.
@@ -173,6 +175,8 @@ pub trait Progress: Send + Sync {
     fn start(&self, _total: u64, _finished_before: u64) {}
     /// One row is done.
     fn row(&self, _verdict: &Verdict, _cost: Cost) {}
+    /// How requests are paced right now (called with each row).
+    fn pace(&self, _pace: crate::judge::Pace) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -441,7 +445,8 @@ async fn run<J: Judge>(
     let verdicts = rows
         .map(|row| async { asker.judge_row(row?).await })
         .buffered(config.concurrency * 4 + 64);
-    let (tally, review, output) = writer.drain(verdicts, progress, stop, total).await?;
+    let pace = || asker.pace();
+    let (tally, review, output) = writer.drain(verdicts, progress, &pace, stop, total).await?;
     prepared.tidy.finish()?;
 
     let measures = Measures {
@@ -557,7 +562,8 @@ fn asker<'a, J: Judge>(
     stop: &'a Stop,
 ) -> ask::Asker<'a, J> {
     let seat = |judge: &'a J, weight: f64| ask::Seat {
-        judge: Retrying::new(judge, config.retry),
+        judge: Retrying::new(judge, config.retry)
+            .with_throttle(Arc::new(crate::judge::Throttle::new(&config.pacing))),
         fingerprint: judge.fingerprint(),
         model: Arc::from(judge.model()),
         weight,
@@ -590,6 +596,25 @@ fn asker<'a, J: Judge>(
 }
 
 impl<J: Judge> ask::Asker<'_, J> {
+    /// The pace of every judge's requests together.
+    fn pace(&self) -> crate::judge::Pace {
+        let escalation = self.escalation.iter().map(|(seat, _)| seat);
+        let mut total = crate::judge::Pace::default();
+        for pace in self
+            .seats
+            .iter()
+            .chain(escalation)
+            .filter_map(|s| s.judge.throttle())
+            .map(crate::judge::Throttle::pace)
+        {
+            total.limit += pace.limit;
+            total.in_flight += pace.in_flight;
+            total.throttled |= pace.throttled;
+            total.waited_seconds += pace.waited_seconds;
+        }
+        total
+    }
+
     fn requests(&self) -> Requests {
         let escalation = self.escalation.iter().map(|(seat, _)| seat);
         Requests {

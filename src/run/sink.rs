@@ -140,6 +140,7 @@ impl Writer {
         self,
         judged: impl Stream<Item = Result<(Row, Verdict, Cost), RunError>>,
         progress: &dyn Progress,
+        pace: &dyn Fn() -> crate::judge::Pace,
         stop: &Stop,
         total: u64,
     ) -> Result<(Tally, Review, PathBuf), RunError> {
@@ -176,6 +177,7 @@ impl Writer {
             tally.count(&verdict, &row.facts(&columns, seed), cost.usage);
             review.push(row.index, row.conversation.as_ref().ok(), &verdict);
             progress.row(&verdict, cost);
+            progress.pace(pace());
             verdicts.push(verdict);
             if row.offset + 1 == row.batch.num_rows() && !stop.requested() {
                 let finished = (row.batch, std::mem::take(&mut verdicts));

@@ -63,6 +63,7 @@ impl Judge for FakeJudge {
             },
             probabilities: None,
             structured: false,
+            pause: None,
             attempts: 1,
             latency: Duration::ZERO,
         })
@@ -91,6 +92,10 @@ fn setup(rows: usize, concurrency: usize) -> (tempfile::TempDir, RunConfig) {
         settings: None,
         scoring: crate::judge::Scoring::Score,
         calibration: None,
+        pacing: crate::judge::Pacing {
+            concurrency,
+            ..crate::judge::Pacing::default()
+        },
     };
     (folder, config)
 }

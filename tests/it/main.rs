@@ -23,6 +23,7 @@ mod hardening;
 mod journal;
 mod publish;
 mod rerank;
+mod scale;
 mod settings;
 mod snapshots;
 mod stub;

@@ -36,6 +36,8 @@ pub enum Reply {
     AbsurdUsage,
     /// A completion with this text.
     Text(String),
+    /// A valid judgment with these extra response headers.
+    JudgeWithHeaders(Vec<(String, String)>),
     /// A pairwise judge of known accuracy and position pull (see [`simulated`]), with
     /// log-probabilities when the request asks for them.
     Simulated { accuracy: f64, pull: f64 },
@@ -187,6 +189,10 @@ fn serve(
             }
             Reply::Judge => (200, String::new(), answer(&body)),
             Reply::Text(text) => (200, String::new(), completion(&text)),
+            Reply::JudgeWithHeaders(headers) => {
+                let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+                (200, extra, answer(&body))
+            }
             Reply::Simulated { accuracy, pull } => (200, String::new(), simulated(&body, accuracy, pull)),
             Reply::Slow(delay) => {
                 std::thread::sleep(delay);

@@ -1,0 +1,118 @@
+//! Scale and cost: rate limits with a measured lower bound on wall time, servers that say their
+//! limits are used up, and the adaptive in-flight limit.
+
+use crate::stub::{Reply, Stub};
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_request_rate_limit_spreads_the_requests() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(12));
+    let stub = Stub::judging();
+    let started = Instant::now();
+    let flags = [
+        "--rpm",
+        "120",
+        "--order",
+        "chosen-first",
+        "--concurrency",
+        "8",
+    ];
+    succeeded(&rerank(
+        &input,
+        &folder.path().join("out"),
+        &stub.url,
+        &flags,
+    ));
+    let elapsed = started.elapsed();
+    // 9 requests (3 rows are invalid) at 2 a second with a burst of 2: the last one starts
+    // (9 - 2) / 2 = 3.5 s after the first.
+    assert_eq!(stub.requests(), 9);
+    assert!(elapsed >= Duration::from_millis(3_400), "{elapsed:?}");
+}
+
+#[test]
+fn a_token_rate_limit_counts_prompt_and_completion_tokens() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(8));
+    let stub = Stub::start(|_, _| Reply::Slow(Duration::from_millis(500)));
+    let run = |name: &str, extra: &[&str]| {
+        let started = Instant::now();
+        let flags = [&["--max-tokens", "100", "--order", "chosen-first"], extra].concat();
+        succeeded(&rerank(
+            &input,
+            &folder.path().join(name),
+            &stub.url,
+            &flags,
+        ));
+        started.elapsed()
+    };
+    // Unlimited, the 6 requests go out together and take one answer's time.
+    let free = run("free", &[]);
+    assert!(free < Duration::from_millis(1_500), "{free:?}");
+    // At 60,000 tokens a minute (1,000 a second, a burst of 1,000), a request estimated at
+    // about 1,100 tokens (a third of a token per prompt byte, plus the 100 completion tokens)
+    // waits for the previous one's reported usage (120 tokens) to give the estimate back: one
+    // at a time, half a second each.
+    let limited = run("limited", &["--tpm", "60000"]);
+    assert!(limited >= Duration::from_millis(2_400), "{limited:?}");
+    assert_eq!(stub.requests(), 12);
+}
+
+#[test]
+fn a_server_whose_limit_is_used_up_pauses_every_request() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(8));
+    let exhausted = vec![
+        ("x-ratelimit-remaining-requests".to_owned(), "0".to_owned()),
+        ("x-ratelimit-reset-requests".to_owned(), "1.5s".to_owned()),
+    ];
+    let stub = Stub::start(move |n, _| {
+        if n == 0 {
+            Reply::JudgeWithHeaders(exhausted.clone())
+        } else {
+            Reply::Judge
+        }
+    });
+    let started = Instant::now();
+    succeeded(&rerank(
+        &input,
+        &folder.path().join("out"),
+        &stub.url,
+        &["--order", "chosen-first"],
+    ));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stub.requests(), 6);
+}
+
+#[test]
+fn rate_limited_answers_are_retried_after_the_servers_pause() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(16));
+    // Every fourth request is refused with a 429 and a one-second Retry-After.
+    let stub = Stub::start(|n, _| {
+        if n % 4 == 1 {
+            Reply::Status(429, "{\"error\": \"slow down\"}".into(), Some(1))
+        } else {
+            Reply::Judge
+        }
+    });
+    let output = folder.path().join("out");
+    succeeded(&rerank(
+        &input,
+        &output,
+        &stub.url,
+        &["--concurrency", "8", "--format", "jsonl"],
+    ));
+    assert_eq!(report(&output)["outcomes"]["failed"], 0);
+    assert!(report(&output)["requests"]["retried"].as_u64().unwrap() >= 1);
+}
