@@ -47,6 +47,7 @@ fn entry(row: u64) -> Entry {
         judgment: Some(judgment),
         prompt_tokens: 1200,
         completion_tokens: 80,
+        cost: 0.0,
         latency_ms: 900,
         attempts: 1,
         error: None,

@@ -7,6 +7,8 @@
 //! - 2: bad command-line arguments;
 //! - 3: the run finished but some rows failed (transient errors, unreadable answers); running
 //!   the same command again retries just those, so `until rejudge ...; do sleep 60; done` works;
+//! - 4: the budget (`--max-cost`) would have been passed; raising it and running the same
+//!   command again continues;
 //! - 130: interrupted (Ctrl-C, SIGTERM); running the same command again resumes.
 
 mod cli;
@@ -18,6 +20,8 @@ use std::process::ExitCode;
 const FAILED_ROWS: u8 = 3;
 /// The exit status of an interrupted run, as shells report a SIGINT.
 const INTERRUPTED: u8 = 130;
+/// The exit status of a run stopped by its budget.
+const BUDGET: u8 = 4;
 
 fn main() -> ExitCode {
     let arguments = cli::Arguments::parse();
@@ -28,6 +32,10 @@ fn main() -> ExitCode {
             Some(interrupted @ rejudge::run::RunError::Interrupted { .. }) => {
                 eprintln!("{interrupted}");
                 ExitCode::from(INTERRUPTED)
+            }
+            Some(budget @ rejudge::run::RunError::Budget { .. }) => {
+                eprintln!("rejudge: {budget}");
+                ExitCode::from(BUDGET)
             }
             _ => {
                 eprintln!("error: {error:#}");

@@ -82,6 +82,9 @@ pub struct SettingsLayer {
     pub rpm: Option<f64>,
     pub tpm: Option<f64>,
     pub fixed_concurrency: Option<bool>,
+    pub price_input: Option<f64>,
+    pub price_output: Option<f64>,
+    pub max_cost: Option<f64>,
     /// A panel: several judges, each a table of its own (config file only).
     pub judges: Option<Vec<JudgeEntry>>,
     /// How a panel combines (config file only).
@@ -110,6 +113,12 @@ pub struct JudgeEntry {
     /// Its weight in the panel's average.
     #[serde(default = "one")]
     pub weight: f64,
+    /// Its price per million prompt tokens, when it differs from `price-input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_input: Option<f64>,
+    /// Its price per million completion tokens, when it differs from `price-output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_output: Option<f64>,
 }
 
 fn one() -> f64 {
@@ -143,6 +152,12 @@ pub struct EscalationSettings {
     /// The environment variable holding its API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// Its price per million prompt tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_input: Option<f64>,
+    /// Its price per million completion tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_output: Option<f64>,
 }
 
 impl EscalationSettings {
@@ -154,6 +169,8 @@ impl EscalationSettings {
             model_file: self.model_file.clone(),
             api_key_env: self.api_key_env.clone(),
             weight: 1.0,
+            price_input: self.price_input,
+            price_output: self.price_output,
         }
     }
 }
@@ -205,6 +222,9 @@ impl SettingsLayer {
             rpm,
             tpm,
             fixed_concurrency,
+            price_input,
+            price_output,
+            max_cost,
             judges,
             panel,
             escalation
@@ -308,6 +328,12 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tpm: Option<f64>,
     pub fixed_concurrency: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_input: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_output: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
     // Tables last: TOML writes plain keys before tables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panel: Option<PanelSettings>,
@@ -364,6 +390,9 @@ impl Settings {
             rpm: layer.rpm,
             tpm: layer.tpm,
             fixed_concurrency: layer.fixed_concurrency.unwrap_or(false),
+            price_input: layer.price_input,
+            price_output: layer.price_output,
+            max_cost: layer.max_cost,
             panel: layer.panel,
             escalation: layer.escalation,
             judges: layer.judges,
@@ -372,8 +401,17 @@ impl Settings {
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), SettingsError> {
-        for (key, value, low, high, expected) in [
+    /// Every number with its range: (key, value, lowest, highest, what is accepted).
+    fn number_ranges(&self) -> [(&'static str, f64, f64, f64, &'static str); 9] {
+        let dollars = "US dollars, 0 or more";
+        let per_million = "US dollars per million tokens, 0 or more";
+        let agreement = self.target_agreement.unwrap_or(0.5);
+        let (rpm, tpm) = (self.rpm.unwrap_or(1.0), self.tpm.unwrap_or(1.0));
+        let (input, output) = (
+            self.price_input.unwrap_or(0.0),
+            self.price_output.unwrap_or(0.0),
+        );
+        [
             (
                 "timeout",
                 self.timeout,
@@ -397,26 +435,21 @@ impl Settings {
             ),
             (
                 "target-agreement",
-                self.target_agreement.unwrap_or(0.5),
+                agreement,
                 0.5,
                 1.0,
                 "an agreement from 0.5 to 1",
             ),
-            (
-                "rpm",
-                self.rpm.unwrap_or(1.0),
-                0.01,
-                1e9,
-                "requests per minute, more than 0",
-            ),
-            (
-                "tpm",
-                self.tpm.unwrap_or(1.0),
-                1.0,
-                1e12,
-                "tokens per minute, at least 1",
-            ),
-        ] {
+            ("rpm", rpm, 0.01, 1e9, "requests per minute, more than 0"),
+            ("tpm", tpm, 1.0, 1e12, "tokens per minute, at least 1"),
+            ("price-input", input, 0.0, 1e6, per_million),
+            ("price-output", output, 0.0, 1e6, per_million),
+            ("max-cost", self.max_cost.unwrap_or(0.0), 0.0, 1e9, dollars),
+        ]
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        for (key, value, low, high, expected) in self.number_ranges() {
             if !(value.is_finite() && (low..=high).contains(&value)) {
                 return Err(SettingsError::Invalid {
                     key,
@@ -510,7 +543,17 @@ impl Settings {
                 adaptive: !self.fixed_concurrency,
                 completion_allowance: u64::from(self.max_tokens),
             },
+            prices: self.prices(),
+            max_cost: self.max_cost,
         }
+    }
+
+    /// The judge's prices, when either is given.
+    pub fn prices(&self) -> Option<crate::run::Prices> {
+        (self.price_input.is_some() || self.price_output.is_some()).then(|| crate::run::Prices {
+            input: self.price_input.unwrap_or(0.0),
+            output: self.price_output.unwrap_or(0.0),
+        })
     }
 
     /// The sampling settings every judge sends.

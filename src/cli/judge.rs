@@ -4,15 +4,24 @@
 use anyhow::{Context, Result, bail};
 use rejudge::judge::openai::ApiKey;
 use rejudge::judge::{AnyJudge, Judge, OpenAiConfig, OpenAiJudge};
+use rejudge::run::Prices;
 use rejudge::settings::{JudgeEntry, Settings};
 
 /// Every judge a run uses: the panel (one judge unless the config file lists `[[judges]]`) and
 /// the escalation judge.
 pub struct Panel {
-    /// Each judge with its weight.
-    pub members: Vec<(AnyJudge, f64)>,
-    /// The escalation judge and its threshold.
-    pub escalation: Option<(AnyJudge, f64)>,
+    /// Each judge with its weight and its own prices.
+    pub members: Vec<(AnyJudge, f64, Option<Prices>)>,
+    /// The escalation judge, its threshold and its own prices.
+    pub escalation: Option<(AnyJudge, f64, Option<Prices>)>,
+}
+
+/// A judge entry's own prices, when it names either.
+fn entry_prices(input: Option<f64>, output: Option<f64>) -> Option<Prices> {
+    (input.is_some() || output.is_some()).then(|| Prices {
+        input: input.unwrap_or(0.0),
+        output: output.unwrap_or(0.0),
+    })
 }
 
 impl Panel {
@@ -22,19 +31,20 @@ impl Panel {
             members: self
                 .members
                 .iter()
-                .map(|(judge, weight)| rejudge::run::Member {
+                .map(|(judge, weight, prices)| rejudge::run::Member {
                     judge,
                     weight: *weight,
+                    prices: *prices,
                 })
                 .collect(),
             max_spread,
-            escalation: self
-                .escalation
-                .as_ref()
-                .map(|(judge, below)| rejudge::run::Escalation {
+            escalation: self.escalation.as_ref().map(|(judge, below, prices)| {
+                rejudge::run::Escalation {
                     judge,
                     below: *below,
-                }),
+                    prices: *prices,
+                }
+            }),
         }
     }
 }
@@ -42,7 +52,7 @@ impl Panel {
 /// Builds the panel the settings describe.
 pub async fn panel(settings: &Settings) -> Result<Panel> {
     let members = match &settings.judges {
-        None => vec![(build(settings).await?, 1.0)],
+        None => vec![(build(settings).await?, 1.0, None)],
         Some(_) if settings.base_url.is_some() || settings.model_file.is_some() => bail!(
             "the config file lists [[judges]] and a judge is also given with --base-url or --model-file\nhint: keep one of them"
         ),
@@ -56,7 +66,12 @@ pub async fn panel(settings: &Settings) -> Result<Panel> {
                         entry.weight
                     );
                 }
-                members.push((build(&with_judge(settings, entry)).await?, entry.weight));
+                let prices = entry_prices(entry.price_input, entry.price_output);
+                members.push((
+                    build(&with_judge(settings, entry)).await?,
+                    entry.weight,
+                    prices,
+                ));
             }
             members
         }
@@ -70,7 +85,8 @@ pub async fn panel(settings: &Settings) -> Result<Panel> {
                 );
             }
             let judge = build(&with_judge(settings, &escalation.judge())).await?;
-            Some((judge, escalation.below))
+            let prices = entry_prices(escalation.price_input, escalation.price_output);
+            Some((judge, escalation.below, prices))
         }
         None => None,
     };
@@ -152,13 +168,55 @@ async fn local(_settings: &Settings) -> Result<AnyJudge> {
     )
 }
 
+/// Counts prompt tokens with the in-process judge's own tokenizer, for `--dry-run`; `None` for
+/// a judge behind a server, or when no model file is at hand (the count is then estimated).
+pub type TokenCounter = Box<dyn Fn(&[rejudge::prompt::ChatMessage]) -> Option<u64>>;
+
+/// The token counter for the settings' judge, if it is in-process and its model is local.
+#[cfg(feature = "local")]
+pub fn token_counter(settings: &Settings) -> Result<Option<TokenCounter>> {
+    use rejudge::judge::local::{LocalConfig, LocalJudge};
+    let local_file = settings
+        .model_file
+        .as_deref()
+        .filter(|file| !file.starts_with("hf://"))
+        .map(std::path::PathBuf::from)
+        .filter(|path| path.is_file());
+    let (None, Some(model_path)) = (&settings.base_url, local_file) else {
+        return Ok(None);
+    };
+    let config = LocalConfig {
+        model_path,
+        sampling: settings.sampling(),
+        threads: 1,
+        context_size: settings.context_size,
+        sequences: 1,
+    };
+    let judge = LocalJudge::start(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(Some(Box::new(move |messages| {
+        runtime
+            .block_on(judge.count_tokens(messages))
+            .map(|n| n as u64)
+    })))
+}
+
+/// Without the in-process judge, prompt tokens are always estimated.
+#[cfg(not(feature = "local"))]
+#[allow(clippy::unnecessary_wraps)]
+pub fn token_counter(_settings: &Settings) -> Result<Option<TokenCounter>> {
+    Ok(None)
+}
+
 /// Whether the judges include the tiny model the demo and tests use.
 pub fn is_demo_model(panel: &Panel) -> bool {
     panel
         .members
         .iter()
-        .map(|(judge, _)| judge)
-        .chain(panel.escalation.iter().map(|(judge, _)| judge))
+        .map(|(judge, _, _)| judge)
+        .chain(panel.escalation.iter().map(|(judge, _, _)| judge))
         .any(|judge| judge.model().contains("gemma-3-270m"))
 }
 

@@ -218,6 +218,17 @@ struct RerankArguments {
     /// usage the server reports.
     #[arg(long)]
     tpm: Option<f64>,
+    /// The judge's price in US dollars per million prompt tokens (for the spend, --dry-run's
+    /// estimate and --max-cost).
+    #[arg(long)]
+    price_input: Option<f64>,
+    /// The judge's price in US dollars per million completion tokens.
+    #[arg(long)]
+    price_output: Option<f64>,
+    /// Stop before the spend (earlier runs on the same journal included) could pass this many
+    /// US dollars; raise it and run again to continue.
+    #[arg(long)]
+    max_cost: Option<f64>,
     /// Seconds allowed for one request attempt [default: 120].
     #[arg(long)]
     timeout: Option<f64>,
@@ -299,6 +310,9 @@ impl RerankArguments {
             rpm: self.rpm,
             tpm: self.tpm,
             fixed_concurrency: self.fixed_concurrency.then_some(true),
+            price_input: self.price_input,
+            price_output: self.price_output,
+            max_cost: self.max_cost,
             ..SettingsLayer::default()
         }
     }
@@ -372,6 +386,16 @@ impl Session {
 /// The pipeline's settings, with the margin of a calibration file when one is given.
 fn run_config(settings: &Settings) -> Result<RunConfig> {
     let mut config = settings.run_config();
+    let priced_panel = settings
+        .judges
+        .iter()
+        .flatten()
+        .any(|j| j.price_input.is_some() || j.price_output.is_some());
+    if settings.max_cost.is_some() && config.prices.is_none() && !priced_panel {
+        bail!(
+            "--max-cost needs the judge's prices\nhint: give --price-input and --price-output (US dollars per million tokens)"
+        );
+    }
     if let Some(path) = &settings.calibration {
         let calibration = Calibration::load(path)?;
         calibration
@@ -493,7 +517,16 @@ fn prompt(settings: &Settings, input: &Input) -> Result<PromptBuilder> {
 }
 
 fn print_dry_run(input: &Input, prompt: &PromptBuilder, settings: &Settings) -> Result<()> {
-    let estimate = dry_run(input, prompt, &settings.run_config(), settings.max_tokens)?;
+    let counter = judge::token_counter(settings)?;
+    let mut count =
+        |messages: &[rejudge::prompt::ChatMessage]| counter.as_ref().and_then(|c| c(messages));
+    let estimate = dry_run(
+        input,
+        prompt,
+        &settings.run_config(),
+        settings.max_tokens,
+        &mut count,
+    )?;
     match &estimate.first_messages {
         Some(messages) => {
             for message in messages {
@@ -504,13 +537,26 @@ fn print_dry_run(input: &Input, prompt: &PromptBuilder, settings: &Settings) -> 
     }
     println!("---");
     println!(
-        "{} rows to judge, {} invalid, {} with identical responses; about {} prompt tokens and at most {} completion tokens in all (template sha256 {})",
+        "{} rows to judge, {} invalid, {} with identical responses; {} {} prompt tokens and at most {} completion tokens in all (template sha256 {})",
         estimate.rows,
         estimate.invalid,
         estimate.identical,
+        if estimate.estimated {
+            "about"
+        } else {
+            "exactly"
+        },
         estimate.prompt_tokens,
         estimate.completion_tokens_at_most,
         &prompt.template_hash()[..12]
     );
+    if let Some(prices) = settings.prices() {
+        println!(
+            "cost: at most ${:.4} at ${} and ${} per million prompt and completion tokens (both orders counted where judged)",
+            estimate.cost_at_most(prices),
+            prices.input,
+            prices.output
+        );
+    }
     Ok(())
 }

@@ -84,11 +84,14 @@ impl Bar {
 
 impl Progress for Bar {
     fn pace(&self, pace: rejudge::judge::Pace) {
-        let text = if pace.throttled {
+        let mut text = if pace.throttled {
             format!("  {}/{} in flight, throttled", pace.in_flight, pace.limit)
         } else {
             format!("  {}/{} in flight", pace.in_flight, pace.limit)
         };
+        if let Some(spent) = pace.spent {
+            text.push_str(&format!("  ${spent:.4}"));
+        }
         *self
             .pace
             .lock()

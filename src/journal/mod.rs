@@ -99,6 +99,8 @@ pub struct Entry {
     pub prompt_tokens: u64,
     /// Completion tokens used.
     pub completion_tokens: u64,
+    /// What the request cost, in US dollars, at the run's prices (0 without prices).
+    pub cost: f64,
     /// Milliseconds from the first attempt to the answer or the final error.
     pub latency_ms: u64,
     /// Attempts made.
@@ -176,6 +178,7 @@ enum Command {
     Lookup(RequestKey, oneshot::Sender<Result<Option<Stored>, Shared>>),
     Record(Box<Entry>, Acknowledgement),
     IsEmpty(oneshot::Sender<Result<bool, Shared>>),
+    Spent(oneshot::Sender<Result<f64, Shared>>),
 }
 
 /// A handle on the journal thread.
@@ -223,10 +226,12 @@ impl Journal {
                     latency_ms INTEGER NOT NULL,
                     attempts INTEGER NOT NULL,
                     error TEXT,
-                    recorded_at INTEGER NOT NULL
+                    recorded_at INTEGER NOT NULL,
+                    cost REAL NOT NULL DEFAULT 0
                  ) WITHOUT ROWID;",
             )
             .map_err(database)?;
+        add_cost_column(&connection).map_err(database)?;
         let (commands, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("rejudge-journal".into())
@@ -259,6 +264,11 @@ impl Journal {
     /// Whether nothing is recorded yet (a fresh run need not look for earlier answers).
     pub async fn is_empty(&self) -> Result<bool, JournalError> {
         self.ask(Command::IsEmpty).await
+    }
+
+    /// What every request recorded so far cost, in US dollars.
+    pub async fn spent(&self) -> Result<f64, JournalError> {
+        self.ask(Command::Spent).await
     }
 
     async fn ask<T>(
@@ -324,6 +334,18 @@ fn check_version(connection: &Connection, path: &Path) -> Result<(), JournalErro
     }
 }
 
+/// Journals written before costs were recorded get the column, every earlier request at 0.
+fn add_cost_column(connection: &Connection) -> rusqlite::Result<()> {
+    let mut columns = connection.prepare("SELECT name FROM pragma_table_info('requests')")?;
+    let names: Vec<String> = columns
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !names.iter().any(|name| name == "cost") {
+        connection.execute_batch("ALTER TABLE requests ADD COLUMN cost REAL NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
 /// The journal thread: answers lookups at once and commits the records that arrived together in
 /// one transaction before acknowledging any of them.
 fn serve(mut connection: Connection, commands: &mpsc::Receiver<Command>) {
@@ -338,6 +360,14 @@ fn serve(mut connection: Connection, commands: &mpsc::Receiver<Command>) {
                 }
                 Command::IsEmpty(reply) => {
                     let _ = reply.send(is_empty(&connection).map_err(Arc::new));
+                }
+                Command::Spent(reply) => {
+                    let spent = connection.query_row(
+                        "SELECT COALESCE(SUM(cost), 0.0) FROM requests",
+                        [],
+                        |row| row.get(0),
+                    );
+                    let _ = reply.send(spent.map_err(Arc::new));
                 }
                 Command::Record(entry, reply) => pending.push((entry, reply)),
             }
@@ -415,8 +445,8 @@ fn commit<'a>(
     {
         let mut statement = transaction.prepare_cached(
             "INSERT OR REPLACE INTO requests (key, run, row_index, status, response, judgment,
-                    prompt_tokens, completion_tokens, latency_ms, attempts, error, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, strftime('%s', 'now'))",
+                    prompt_tokens, completion_tokens, latency_ms, attempts, error, recorded_at, cost)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, strftime('%s', 'now'), ?12)",
         )?;
         for entry in entries {
             let judgment = entry
@@ -435,6 +465,7 @@ fn commit<'a>(
                 sqlite_integer(entry.latency_ms),
                 entry.attempts,
                 entry.error,
+                entry.cost,
             ])?;
         }
     }
@@ -476,6 +507,7 @@ mod tests {
             judgment: (status == EntryStatus::Ok).then(judgment),
             prompt_tokens: 10,
             completion_tokens: 5,
+            cost: 0.0,
             latency_ms: 7,
             attempts: 1,
             error: None,
@@ -506,6 +538,34 @@ mod tests {
         assert_eq!(stored, Some(Stored::Judged(judgment(), usage)));
         assert_eq!(journal.lookup(bad).await.unwrap(), None);
         assert!(!journal.is_empty().await.unwrap());
+        assert_eq!(journal.spent().await.unwrap(), 0.0);
+    }
+
+    #[tokio::test]
+    async fn costs_add_up_and_old_journals_get_the_column() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("journal.sqlite");
+        {
+            // A journal as rejudge wrote it before costs were recorded.
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                     INSERT INTO meta VALUES ('format_version', '1');
+                     CREATE TABLE requests (key BLOB PRIMARY KEY, run BLOB NOT NULL, row_index INTEGER NOT NULL,
+                        status TEXT NOT NULL, response TEXT, judgment TEXT, prompt_tokens INTEGER NOT NULL,
+                        completion_tokens INTEGER NOT NULL, latency_ms INTEGER NOT NULL, attempts INTEGER NOT NULL,
+                        error TEXT, recorded_at INTEGER NOT NULL) WITHOUT ROWID;",
+                )
+                .unwrap();
+        }
+        let journal = Journal::open(&path).unwrap();
+        for (byte, cost) in [(1u8, 0.25), (2, 0.5)] {
+            let mut entry = entry(RequestKey([byte; 32]), EntryStatus::Ok);
+            entry.cost = cost;
+            journal.record(entry).await.unwrap();
+        }
+        assert_eq!(journal.spent().await.unwrap(), 0.75);
     }
 
     #[tokio::test]

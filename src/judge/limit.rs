@@ -202,6 +202,8 @@ pub struct Pace {
     pub throttled: bool,
     /// Seconds spent waiting for rate limits, over all requests.
     pub waited_seconds: f64,
+    /// US dollars spent so far, when the judge's prices are known.
+    pub spent: Option<f64>,
 }
 
 /// An attempt admitted by the throttle; hand it back with [`Throttle::settle`].
@@ -299,6 +301,7 @@ impl Throttle {
             in_flight,
             throttled: self.waiting.load(Ordering::Relaxed) > 0,
             waited_seconds: self.waited_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            spent: None,
         }
     }
 }

@@ -66,6 +66,9 @@ pub enum LocalError {
 struct Job {
     messages: Vec<ChatMessage>,
     reply: oneshot::Sender<Result<Reply, JudgeError>>,
+    /// Only count the prompt's tokens (for `--dry-run`): the count is sent here and nothing
+    /// is decoded.
+    count: Option<oneshot::Sender<usize>>,
 }
 
 /// The in-process judge's handle; the model lives on its own thread.
@@ -137,6 +140,7 @@ impl Judge for LocalJudge {
         let job = Job {
             messages: request.messages.clone(),
             reply,
+            count: None,
         };
         self.jobs
             .as_ref()
@@ -144,6 +148,21 @@ impl Judge for LocalJudge {
             .send(job)
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl LocalJudge {
+    /// The prompt tokens of `messages` under the model's chat template and tokenizer.
+    pub async fn count_tokens(&self, messages: &[ChatMessage]) -> Option<usize> {
+        let (reply, _) = oneshot::channel();
+        let (count, counted) = oneshot::channel();
+        let job = Job {
+            messages: messages.to_vec(),
+            reply,
+            count: Some(count),
+        };
+        self.jobs.as_ref()?.send(job).ok()?;
+        counted.await.ok()
     }
 }
 
@@ -368,9 +387,34 @@ impl<'m> Engine<'m> {
         true
     }
 
+    /// The prompt's tokens, when they leave room for the answer in the context.
+    fn fitting_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, String> {
+        let tokens = self.tokenize(messages)?;
+        let limit = self.config.context_size as usize;
+        let room = self.config.sampling.max_tokens as usize;
+        if tokens.len() + room > limit {
+            return Err(format!(
+                "the prompt has {} tokens; with {room} for the answer it does not fit the context of {limit} (raise --context-size)",
+                tokens.len()
+            ));
+        }
+        Ok(tokens)
+    }
+
+    /// Answers a token count without taking a slot.
+    fn count(&self, job: Job) {
+        if let (Some(count), Ok(tokens)) = (job.count, self.tokenize(&job.messages)) {
+            let _ = count.send(tokens.len());
+        }
+    }
+
     fn place(&mut self, slot: usize, job: Job) {
+        if job.count.is_some() {
+            self.count(job);
+            return;
+        }
         let started = Instant::now();
-        let tokens = match self.tokenize(&job.messages) {
+        let tokens = match self.fitting_tokens(&job.messages) {
             Ok(tokens) => tokens,
             Err(message) => {
                 let _ = job.reply.send(Err(JudgeError::Local {
@@ -380,19 +424,6 @@ impl<'m> Engine<'m> {
                 return;
             }
         };
-        let limit = self.config.context_size as usize;
-        let room = self.config.sampling.max_tokens as usize;
-        if tokens.len() + room > limit {
-            let message = format!(
-                "the prompt has {} tokens; with {room} for the answer it does not fit the context of {limit} (raise --context-size)",
-                tokens.len()
-            );
-            let _ = job.reply.send(Err(JudgeError::Local {
-                message,
-                stopped: false,
-            }));
-            return;
-        }
         if !self.prefix_ready {
             self.learn_prefix(&job.messages, &tokens);
         }

@@ -391,14 +391,21 @@ fn judging(report: &Report) -> String {
 }
 
 fn cost(report: &Report) -> String {
+    let spend = report.cost.map(|cost| {
+        format!(
+            " At ${} and ${} per million prompt and completion tokens, this run cost ${:.4} (${:.4} with earlier runs on the same journal).",
+            cost.price_input, cost.price_output, cost.this_run, cost.total
+        )
+    });
     format!(
-        "## Cost\n\n{} prompt and {} completion tokens; {} requests sent, {} answered from the journal, {} retried; {:.1} s of wall time.\n\n",
+        "## Cost\n\n{} prompt and {} completion tokens; {} requests sent, {} answered from the journal, {} retried; {:.1} s of wall time.{}\n\n",
         report.tokens.prompt,
         report.tokens.completion,
         report.requests.sent,
         report.requests.from_journal,
         report.requests.retried,
-        report.wall_seconds
+        report.wall_seconds,
+        spend.unwrap_or_default()
     )
 }
 

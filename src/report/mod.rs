@@ -387,6 +387,8 @@ pub struct Report {
     pub margins: MarginHistogram,
     /// Who decided the rows: per judge, and how a panel and an escalation judge fared.
     pub judging: Judging,
+    /// What the requests cost, when the judge's prices are known.
+    pub cost: Option<Spend>,
     /// Mean score of the (re-ranked) chosen and rejected responses over scored rows.
     pub mean_scores: BTreeMap<String, f64>,
     /// The most common failure reasons with their counts.
@@ -443,6 +445,21 @@ impl MarginHistogram {
     }
 }
 
+/// What the judge's requests cost, in US dollars, when its prices are known.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Spend {
+    /// Spent by this run's requests.
+    pub this_run: f64,
+    /// Spent in all, earlier runs on the same journal included.
+    pub total: f64,
+    /// The cap (`--max-cost`), if any.
+    pub cap: Option<f64>,
+    /// Per million prompt tokens.
+    pub price_input: f64,
+    /// Per million completion tokens.
+    pub price_output: f64,
+}
+
 /// What the pipeline measured besides the verdicts.
 #[derive(Debug, Clone, Default)]
 pub struct Measures {
@@ -454,6 +471,8 @@ pub struct Measures {
     pub elapsed: Duration,
     /// The data file written.
     pub output: PathBuf,
+    /// The spend, when prices are known.
+    pub spend: Option<Spend>,
 }
 
 impl Report {
@@ -506,6 +525,7 @@ impl Report {
             length_bias,
             margins,
             judging: tally.judges.clone(),
+            cost: measures.spend,
             positions: Positions {
                 policy: description.order.as_str().to_owned(),
                 ..tally.positions
@@ -557,6 +577,17 @@ impl Report {
             self.wall_seconds,
             self.rows_per_second
         );
+        if let Some(cost) = &self.cost {
+            let cap = cost
+                .cap
+                .map(|cap| format!(" of a ${cap:.2} cap"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                table,
+                "cost: ${:.4} in this run, ${:.4} in all{cap}",
+                cost.this_run, cost.total
+            );
+        }
         let decided = self.positions.first_shown_won + self.positions.second_shown_won;
         if decided > 0 {
             let _ = writeln!(
@@ -734,6 +765,13 @@ mod tests {
             rows_already_done: 0,
             elapsed: Duration::from_secs(2),
             output: PathBuf::from("out/data/train-00000-of-00001.parquet"),
+            spend: Some(Spend {
+                this_run: 0.0123,
+                total: 0.05,
+                cap: Some(1.0),
+                price_input: 3.0,
+                price_output: 15.0,
+            }),
         };
         Report::new(description, tally(), measures)
     }

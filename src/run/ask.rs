@@ -90,6 +90,7 @@ pub(super) struct Seat<'a, J> {
     pub model: Arc<str>,
     pub weight: f64,
     pub gate: Gate,
+    pub prices: Option<super::Prices>,
 }
 
 /// Everything a row needs to be judged, shared by the rows of a run.
@@ -110,6 +111,7 @@ pub(super) struct Asker<'a, J> {
     pub counters: Counters,
     pub in_flight: Mutex<HashMap<RequestKey, Shared>>,
     pub stop: &'a Stop,
+    pub budget: super::budget::Budget,
 }
 
 impl<J: Judge> Asker<'_, J> {
@@ -370,13 +372,33 @@ impl<J: Judge> Asker<'_, J> {
             if self.stop.requested() {
                 return Err(interrupted());
             }
-            self.counters.sent.fetch_add(1, Ordering::Relaxed);
             let request = JudgeRequest {
                 messages: messages.to_vec(),
             };
-            self.call(seat, &request).await?
+            let allowance = self.config.pacing.completion_allowance;
+            let worst = seat.prices.map_or(0.0, |p| p.worst(&request, allowance));
+            let reservation = self
+                .budget
+                .reserve(worst)
+                .map_err(|spent| RunError::Budget {
+                    spent,
+                    cap: self.budget.cap().unwrap_or(0.0),
+                })?;
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            let reply = self.call(seat, &request).await;
+            // A server that reports no usage is charged the worst case: the cap must hold.
+            let cost = match (&reply, seat.prices) {
+                (Ok(Ok(reply)), Some(prices)) if reply.usage != Usage::default() => {
+                    prices.of(reply.usage)
+                }
+                (Ok(Ok(_)), Some(_)) => worst,
+                _ => 0.0,
+            };
+            self.budget.commit(reservation, cost);
+            (reply?, cost)
         };
-        let (entry, asked, usage) = match reply {
+        let (reply, cost) = reply;
+        let (mut entry, asked, usage) = match reply {
             Ok(reply) => self.read(key, index, &reply),
             Err(failure) => {
                 let reason = failure.to_string();
@@ -384,6 +406,7 @@ impl<J: Judge> Asker<'_, J> {
                 (entry, Asked::Failed(reason), Usage::default())
             }
         };
+        entry.cost = cost;
         self.journal.record(entry).await?;
         Ok((
             asked,
@@ -472,6 +495,7 @@ impl<J: Judge> Asker<'_, J> {
             judgment: None,
             prompt_tokens: reply.map_or(0, |r| r.usage.prompt_tokens),
             completion_tokens: reply.map_or(0, |r| r.usage.completion_tokens),
+            cost: 0.0,
             latency_ms: reply.map_or(0, |r| {
                 u64::try_from(r.latency.as_millis()).unwrap_or(u64::MAX)
             }),

@@ -7,12 +7,14 @@
 //! become data; only input, output and journal errors stop a run.
 
 mod ask;
+mod budget;
 mod folder;
 mod sink;
 #[cfg(test)]
 mod tests;
 
 pub use ask::Cost;
+pub use budget::Prices;
 
 use crate::dataset::{
     ColumnMap, ColumnOverrides, Conversation, Dataset, DatasetError, OutputFormat, output_schema,
@@ -60,6 +62,10 @@ pub struct RunConfig {
     pub calibration: Option<crate::report::Calibration>,
     /// Rate limits and the adaptive in-flight limit, per judge.
     pub pacing: crate::judge::Pacing,
+    /// The judge's prices, for the spend and the budget (a panel judge may have its own).
+    pub prices: Option<Prices>,
+    /// Stop before the spend could pass this many US dollars.
+    pub max_cost: Option<f64>,
 }
 
 /// Errors that stop a run.
@@ -117,6 +123,14 @@ pub enum RunError {
         message: String,
         /// What to do about it.
         hint: Option<String>,
+    },
+    /// The budget would be passed by the next request; every answer received is in the journal.
+    #[error("budget reached: ${spent:.4} of ${cap:.4}; raise --max-cost and rerun to continue")]
+    Budget {
+        /// Spent so far, earlier runs on the same journal included.
+        spent: f64,
+        /// The cap.
+        cap: f64,
     },
     /// The run was asked to stop (Ctrl-C, SIGTERM); every answer received is in the journal.
     #[error("interrupted: {done} of {total} rows done; run the same command to resume")]
@@ -361,6 +375,8 @@ pub struct Member<'a, J> {
     pub judge: &'a J,
     /// Its weight in the panel's average.
     pub weight: f64,
+    /// Its prices, when they differ from the run's.
+    pub prices: Option<Prices>,
 }
 
 /// The judge uncertain rows go to.
@@ -370,13 +386,19 @@ pub struct Escalation<'a, J> {
     pub judge: &'a J,
     /// Rows whose margin (in the protocol's units) is at most this are escalated.
     pub below: f64,
+    /// Its prices, when they differ from the run's.
+    pub prices: Option<Prices>,
 }
 
 impl<'a, J: Judge> Judges<'a, J> {
     /// One judge.
     pub fn single(judge: &'a J) -> Self {
         Judges {
-            members: vec![Member { judge, weight: 1.0 }],
+            members: vec![Member {
+                judge,
+                weight: 1.0,
+                prices: None,
+            }],
             max_spread: None,
             escalation: None,
         }
@@ -433,7 +455,8 @@ async fn run<J: Judge>(
     let started = Instant::now();
     let prepared = prepare(&input, prompt, config)?;
     let journal = Journal::open(&config.journal)?;
-    let asker = asker(judges, &journal, prompt, config, stop);
+    let budget = budget::Budget::new(config.max_cost, journal.spent().await?);
+    let asker = asker(judges, &journal, prompt, config, stop, budget);
     let total = config
         .limit
         .map_or(input.rows(), |limit| limit.min(input.rows()));
@@ -454,6 +477,13 @@ async fn run<J: Judge>(
         rows_already_done: done_before,
         elapsed: started.elapsed(),
         output,
+        spend: config.prices.map(|prices| crate::report::Spend {
+            this_run: asker.budget.this_run(),
+            total: asker.budget.total(),
+            cap: asker.budget.cap(),
+            price_input: prices.input,
+            price_output: prices.output,
+        }),
     };
     let report = Report::new(describe(judges, prompt, config), tally.clone(), measures);
     let plots = report.draw(&config.output, &tally)?;
@@ -560,19 +590,21 @@ fn asker<'a, J: Judge>(
     prompt: &'a PromptBuilder,
     config: &'a RunConfig,
     stop: &'a Stop,
+    budget: budget::Budget,
 ) -> ask::Asker<'a, J> {
-    let seat = |judge: &'a J, weight: f64| ask::Seat {
+    let seat = |judge: &'a J, weight: f64, prices: Option<Prices>| ask::Seat {
         judge: Retrying::new(judge, config.retry)
             .with_throttle(Arc::new(crate::judge::Throttle::new(&config.pacing))),
         fingerprint: judge.fingerprint(),
         model: Arc::from(judge.model()),
         weight,
         gate: ask::Gate::default(),
+        prices: prices.or(config.prices),
     };
     let seats: Vec<ask::Seat<'a, J>> = judges
         .members
         .iter()
-        .map(|m| seat(m.judge, m.weight))
+        .map(|m| seat(m.judge, m.weight, m.prices))
         .collect();
     let fingerprints: Vec<&serde_json::Value> = seats.iter().map(|s| &s.fingerprint).collect();
     let run = run_signature(&serde_json::json!(fingerprints), prompt, config);
@@ -580,7 +612,7 @@ fn asker<'a, J: Judge>(
         escalation: judges
             .escalation
             .as_ref()
-            .map(|e| (seat(e.judge, 1.0), e.below)),
+            .map(|e| (seat(e.judge, 1.0, e.prices), e.below)),
         seats,
         max_spread: judges.max_spread,
         name: Arc::from(judges.name()),
@@ -592,6 +624,7 @@ fn asker<'a, J: Judge>(
         counters: Counters::default(),
         in_flight: std::sync::Mutex::default(),
         stop,
+        budget,
     }
 }
 
@@ -612,6 +645,7 @@ impl<J: Judge> ask::Asker<'_, J> {
             total.throttled |= pace.throttled;
             total.waited_seconds += pace.waited_seconds;
         }
+        total.spent = self.config.prices.map(|_| self.budget.total());
         total
     }
 
@@ -680,18 +714,34 @@ pub struct DryRun {
     pub invalid: u64,
     /// Rows whose two responses are the same text (ties without a request).
     pub identical: u64,
-    /// Estimated prompt tokens for the whole run (characters / 4).
+    /// Prompt tokens for the whole run: counted by the judge's tokenizer, or estimated
+    /// (characters / 4) when `estimated`.
     pub prompt_tokens: u64,
+    /// Whether some prompt tokens were estimated rather than counted.
+    pub estimated: bool,
     /// Completion tokens at most (rows x max tokens).
     pub completion_tokens_at_most: u64,
 }
 
-/// Renders every row without calling the judge.
+impl DryRun {
+    /// The most the run can cost at `prices`: every prompt token, and every completion token
+    /// allowed.
+    pub fn cost_at_most(&self, prices: Prices) -> f64 {
+        prices.of(crate::judge::Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens_at_most,
+        })
+    }
+}
+
+/// Renders every row without calling the judge. `count` gives a request's exact prompt tokens
+/// when it can (an in-process judge's tokenizer); otherwise they are estimated.
 pub fn dry_run(
     input: &Input,
     prompt: &PromptBuilder,
     config: &RunConfig,
     max_tokens: u32,
+    count: &mut dyn FnMut(&[ChatMessage]) -> Option<u64>,
 ) -> Result<DryRun, RunError> {
     let mut estimate = DryRun::default();
     for row in input.rows_iter(config.limit)? {
@@ -712,8 +762,12 @@ pub fn dry_run(
             .collect::<Result<Vec<Vec<ChatMessage>>, String>>()
             .map_err(|error| RunError::Template(format!("row {}: {error}", row.index)))?;
         for messages in &rendered {
-            let characters: usize = messages.iter().map(|m| m.content.chars().count()).sum();
-            estimate.prompt_tokens += (characters as u64).div_ceil(4) + 8 * messages.len() as u64;
+            let prompt_tokens = count(messages).unwrap_or_else(|| {
+                estimate.estimated = true;
+                let characters: usize = messages.iter().map(|m| m.content.chars().count()).sum();
+                (characters as u64).div_ceil(4) + 8 * messages.len() as u64
+            });
+            estimate.prompt_tokens += prompt_tokens;
             estimate.completion_tokens_at_most += u64::from(max_tokens);
         }
         estimate.rows += 1;

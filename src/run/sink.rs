@@ -128,6 +128,23 @@ fn assemble(
     output_batch(batch, schema, columns, &swapped, added.finish())
 }
 
+/// Ends the writer thread: a complete run's file is finished, a stopped run's removed.
+async fn close(
+    sender: tokio::sync::mpsc::Sender<Option<Finished>>,
+    thread: Joined,
+    failure: Option<RunError>,
+) -> Result<PathBuf, RunError> {
+    if failure.is_none() {
+        let _ = sender.send(None).await;
+    }
+    drop(sender);
+    let written = thread.join();
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    Ok(written?.expect("a complete run finishes its file; this is a bug"))
+}
+
 /// How long requests in flight may finish after a stop was asked for.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -152,12 +169,12 @@ impl Writer {
             columns,
             seed,
         } = self;
-        let mut tally = Tally::default();
-        let mut review = Review::default();
-        let mut verdicts = Vec::new();
+        let (mut tally, mut review, mut verdicts) =
+            (Tally::default(), Review::default(), Vec::new());
         let mut judged = std::pin::pin!(judged);
         let mut hard = std::pin::pin!(stop.hard(GRACE));
         let mut failure = None;
+        let mut exhausted = None;
         loop {
             let item = tokio::select! {
                 biased;
@@ -169,6 +186,11 @@ impl Writer {
                 Some(Ok(item)) => item,
                 // Rows not sent because of a stop: keep collecting those still in flight.
                 Some(Err(RunError::Interrupted { .. })) => continue,
+                // The budget is reached: no new request starts, those in flight finish.
+                Some(Err(error @ RunError::Budget { .. })) => {
+                    exhausted.get_or_insert(error);
+                    continue;
+                }
                 Some(Err(error)) => {
                     failure = Some(error);
                     break;
@@ -179,7 +201,7 @@ impl Writer {
             progress.row(&verdict, cost);
             progress.pace(pace());
             verdicts.push(verdict);
-            if row.offset + 1 == row.batch.num_rows() && !stop.requested() {
+            if row.offset + 1 == row.batch.num_rows() && !stop.requested() && exhausted.is_none() {
                 let finished = (row.batch, std::mem::take(&mut verdicts));
                 // A closed channel means the writer stopped on an error, which join reports.
                 if sender.send(Some(finished)).await.is_err() {
@@ -187,21 +209,14 @@ impl Writer {
                 }
             }
         }
+        failure = failure.or(exhausted);
         if stop.requested() && failure.is_none() {
             failure = Some(RunError::Interrupted {
                 done: tally.rows(),
                 total,
             });
         }
-        if failure.is_none() {
-            let _ = sender.send(None).await;
-        }
-        drop(sender);
-        let written = thread.join();
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        let path = written?.expect("a complete run finishes its file; this is a bug");
+        let path = close(sender, thread, failure).await?;
         Ok((tally, review, path))
     }
 }

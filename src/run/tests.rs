@@ -96,6 +96,8 @@ fn setup(rows: usize, concurrency: usize) -> (tempfile::TempDir, RunConfig) {
             concurrency,
             ..crate::judge::Pacing::default()
         },
+        prices: None,
+        max_cost: None,
     };
     (folder, config)
 }

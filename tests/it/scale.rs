@@ -116,3 +116,78 @@ fn rate_limited_answers_are_retried_after_the_servers_pause() {
     assert_eq!(report(&output)["outcomes"]["failed"], 0);
     assert!(report(&output)["requests"]["retried"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn a_hard_budget_stops_before_it_could_be_passed_and_a_rerun_continues() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(40));
+    let stub = Stub::judging();
+    let output = folder.path().join("out");
+    // Completion tokens only, at $1,000 a million: a request's worst case is its 50 allowed
+    // tokens ($0.05), and the stub reports 20 ($0.02). One at a time, request k starts only if
+    // 0.02 (k - 1) + 0.05 <= 0.15, so 6 requests go out.
+    let prices = [
+        "--price-input",
+        "0",
+        "--price-output",
+        "1000",
+        "--max-tokens",
+        "50",
+    ];
+    let flags = [
+        &prices[..],
+        &["--order", "chosen-first", "--concurrency", "1"],
+    ]
+    .concat();
+    let capped = [&flags[..], &["--max-cost", "0.15"]].concat();
+    let stderr = exits_with(&rerank(&input, &output, &stub.url, &capped), 4);
+    assert!(
+        stderr
+            .contains("budget reached: $0.1200 of $0.1500; raise --max-cost and rerun to continue"),
+        "{stderr}"
+    );
+    assert_eq!(stub.requests(), 6);
+    assert!(!parquet_output(&output).exists(), "no partial dataset");
+
+    let dry = Rerank::new(&input)
+        .args(&[&flags[..], &["--dry-run"]].concat())
+        .succeeds();
+    let stdout = String::from_utf8_lossy(&dry.stdout);
+    // 30 requests of at most 50 completion tokens at $1,000 a million.
+    assert!(stdout.contains("cost: at most $1.5000"), "{stdout}");
+
+    let raised = [&flags[..], &["--max-cost", "1"]].concat();
+    let run = rerank(&input, &output, &stub.url, &raised);
+    exits_with(&run, 0);
+    assert_eq!(stub.requests(), 30, "the rerun sent only what was missing");
+    let cost = &report(&output)["cost"];
+    assert!(
+        (cost["this_run"].as_f64().unwrap() - 0.48).abs() < 1e-9,
+        "{cost}"
+    );
+    assert!(
+        (cost["total"].as_f64().unwrap() - 0.60).abs() < 1e-9,
+        "{cost}"
+    );
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("cost: $0.4800 in this run, $0.6000 in all")
+    );
+}
+
+#[test]
+fn a_cap_without_prices_is_refused() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(4));
+    let stub = Stub::judging();
+    let stderr = Rerank::new(&input)
+        .judge(&stub.url)
+        .args(&["--max-cost", "5"])
+        .fails();
+    assert!(
+        stderr.contains("--max-cost needs the judge's prices"),
+        "{stderr}"
+    );
+    assert_eq!(stub.requests(), 0);
+}
