@@ -85,12 +85,31 @@ pub struct SettingsLayer {
     pub price_input: Option<f64>,
     pub price_output: Option<f64>,
     pub max_cost: Option<f64>,
+    /// A pool of endpoints serving the judge's model (`--base-url` given several times).
+    pub endpoint: Option<Vec<EndpointEntry>>,
     /// A panel: several judges, each a table of its own (config file only).
     pub judges: Option<Vec<JudgeEntry>>,
     /// How a panel combines (config file only).
     pub panel: Option<PanelSettings>,
     /// A stronger judge for the rows left near a tie (config file only).
     pub escalation: Option<EscalationSettings>,
+}
+
+/// One endpoint of a pool: an OpenAI-compatible API root serving the judge's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EndpointEntry {
+    /// The API root.
+    pub url: String,
+    /// Its share of the requests, relative to the other endpoints'.
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Requests in flight at this endpoint at most [default: `concurrency`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// The environment variable holding this endpoint's API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
 }
 
 /// One judge of a panel, or the escalation judge: an OpenAI-compatible endpoint (`base-url` and
@@ -225,6 +244,7 @@ impl SettingsLayer {
             price_input,
             price_output,
             max_cost,
+            endpoint,
             judges,
             panel,
             escalation
@@ -341,6 +361,8 @@ pub struct Settings {
     pub escalation: Option<EscalationSettings>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub judges: Option<Vec<JudgeEntry>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Vec<EndpointEntry>>,
 }
 
 impl Settings {
@@ -396,6 +418,7 @@ impl Settings {
             panel: layer.panel,
             escalation: layer.escalation,
             judges: layer.judges,
+            endpoint: layer.endpoint,
         };
         settings.check()?;
         Ok(settings)
@@ -504,6 +527,9 @@ impl Settings {
         shown(&mut stored.base_url);
         for judge in stored.judges.iter_mut().flatten() {
             shown(&mut judge.base_url);
+        }
+        for endpoint in stored.endpoint.iter_mut().flatten() {
+            endpoint.url = crate::judge::openai::without_credentials(&endpoint.url);
         }
         if let Some(escalation) = &mut stored.escalation {
             shown(&mut escalation.base_url);

@@ -105,11 +105,16 @@ fn with_judge(settings: &Settings, entry: &JudgeEntry) -> Settings {
     one.api_key_env.clone_from(&entry.api_key_env);
     one.judges = None;
     one.escalation = None;
+    one.endpoint = None;
     one
 }
 
-/// The judge: an OpenAI-compatible server when a base URL is set, else in-process.
+/// The judge: a pool when endpoints are listed, an OpenAI-compatible server when a base URL is
+/// set, else in-process.
 pub async fn build(settings: &Settings) -> Result<AnyJudge> {
+    if let Some(endpoints) = settings.endpoint.as_ref().filter(|e| !e.is_empty()) {
+        return pool(settings, endpoints);
+    }
     let Some(base_url) = &settings.base_url else {
         return local(settings).await;
     };
@@ -129,6 +134,50 @@ pub async fn build(settings: &Settings) -> Result<AnyJudge> {
         max_response_bytes: settings.max_response_bytes,
     };
     Ok(AnyJudge::OpenAi(OpenAiJudge::new(config)?))
+}
+
+/// A pool of the listed endpoints, all serving `--model`.
+fn pool(settings: &Settings, endpoints: &[rejudge::settings::EndpointEntry]) -> Result<AnyJudge> {
+    use rejudge::judge::{Endpoint, PoolJudge, openai::without_credentials};
+    if settings.base_url.is_some() || settings.model_file.is_some() {
+        bail!(
+            "a pool of endpoints and --base-url or --model-file pick different judges; give one of them"
+        );
+    }
+    let model = settings.model.clone().context(
+        "--model is required with a pool of endpoints\nhint: the model name every endpoint serves",
+    )?;
+    let mut members = Vec::with_capacity(endpoints.len());
+    for entry in endpoints {
+        if !(entry.weight.is_finite() && entry.weight > 0.0) {
+            bail!(
+                "[[endpoint]] weight = {}: a weight must be a positive number",
+                entry.weight
+            );
+        }
+        let key_variable = entry
+            .api_key_env
+            .as_deref()
+            .or(settings.api_key_env.as_deref());
+        let config = OpenAiConfig {
+            base_url: entry.url.clone(),
+            model: model.clone(),
+            api_key: api_key(key_variable, &entry.url)?,
+            sampling: settings.sampling(),
+            timeout: settings.timeout(),
+            structured_output: true,
+            max_response_bytes: settings.max_response_bytes,
+        };
+        let concurrency = entry.concurrency.unwrap_or(settings.concurrency);
+        let shown = without_credentials(&entry.url);
+        members.push(Endpoint::new(
+            OpenAiJudge::new(config)?,
+            shown,
+            entry.weight,
+            concurrency,
+        ));
+    }
+    Ok(AnyJudge::Pool(PoolJudge::new(members)))
 }
 
 fn variable(name: &str) -> Option<String> {

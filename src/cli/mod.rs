@@ -149,9 +149,10 @@ struct RerankArguments {
     rejected_column: Option<String>,
 
     /// OpenAI-compatible API root, e.g. http://localhost:8000/v1 (vLLM, llama.cpp, Ollama,
-    /// https://router.huggingface.co/v1). Without it, the judge runs in-process.
-    #[arg(long, env = "REJUDGE_BASE_URL")]
-    base_url: Option<String>,
+    /// https://router.huggingface.co/v1); several times for a pool of endpoints serving the
+    /// same model. Without it, the judge runs in-process.
+    #[arg(long, env = "REJUDGE_BASE_URL", action = clap::ArgAction::Append)]
+    base_url: Vec<String>,
     /// Model name sent to the server.
     #[arg(long, env = "REJUDGE_MODEL")]
     model: Option<String>,
@@ -267,7 +268,21 @@ impl RerankArguments {
             prompt_column: self.prompt_column.clone(),
             chosen_column: self.chosen_column.clone(),
             rejected_column: self.rejected_column.clone(),
-            base_url: self.base_url.clone(),
+            base_url: match self.base_url.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            },
+            endpoint: (self.base_url.len() > 1).then(|| {
+                self.base_url
+                    .iter()
+                    .map(|url| rejudge::settings::EndpointEntry {
+                        url: url.clone(),
+                        weight: 1.0,
+                        concurrency: None,
+                        api_key_env: None,
+                    })
+                    .collect()
+            }),
             model: self.model.clone(),
             api_key_env: self.api_key_env.clone(),
             model_file: self.model_file.clone().filter(|v| !v.is_empty()),

@@ -8,11 +8,13 @@ pub mod limit;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod openai;
+pub mod pool;
 mod retry;
 
 pub use error::{Class, JudgeError, classify};
 pub use limit::{Pace, Pacing, Signal, Throttle};
 pub use openai::{OpenAiConfig, OpenAiJudge};
+pub use pool::{Endpoint, EndpointFigures, PoolJudge};
 pub use retry::{Failure, RetryPolicy, Retrying, parse_retry_after};
 
 use crate::prompt::{ChatMessage, Mode};
@@ -120,6 +122,11 @@ pub trait Judge: Send + Sync {
         &self,
         request: &JudgeRequest,
     ) -> impl Future<Output = Result<Reply, JudgeError>> + Send;
+
+    /// What each endpoint did, for a judge that spreads requests over several.
+    fn endpoints(&self) -> Vec<EndpointFigures> {
+        Vec::new()
+    }
 }
 
 impl<J: Judge + ?Sized> Judge for &J {
@@ -137,12 +144,18 @@ impl<J: Judge + ?Sized> Judge for &J {
     ) -> impl Future<Output = Result<Reply, JudgeError>> + Send {
         (**self).attempt(request)
     }
+
+    fn endpoints(&self) -> Vec<EndpointFigures> {
+        (**self).endpoints()
+    }
 }
 
 /// Any of the built-in judges, so that a command can pick one at run time.
 pub enum AnyJudge {
     /// An OpenAI-compatible server.
     OpenAi(OpenAiJudge),
+    /// Several OpenAI-compatible endpoints serving one model.
+    Pool(PoolJudge),
     /// llama.cpp in-process.
     #[cfg(feature = "local")]
     Local(local::LocalJudge),
@@ -152,6 +165,7 @@ impl Judge for AnyJudge {
     fn model(&self) -> &str {
         match self {
             AnyJudge::OpenAi(judge) => judge.model(),
+            AnyJudge::Pool(judge) => judge.model(),
             #[cfg(feature = "local")]
             AnyJudge::Local(judge) => judge.model(),
         }
@@ -160,6 +174,7 @@ impl Judge for AnyJudge {
     fn fingerprint(&self) -> serde_json::Value {
         match self {
             AnyJudge::OpenAi(judge) => judge.fingerprint(),
+            AnyJudge::Pool(judge) => judge.fingerprint(),
             #[cfg(feature = "local")]
             AnyJudge::Local(judge) => judge.fingerprint(),
         }
@@ -168,8 +183,16 @@ impl Judge for AnyJudge {
     async fn attempt(&self, request: &JudgeRequest) -> Result<Reply, JudgeError> {
         match self {
             AnyJudge::OpenAi(judge) => judge.attempt(request).await,
+            AnyJudge::Pool(judge) => judge.attempt(request).await,
             #[cfg(feature = "local")]
             AnyJudge::Local(judge) => judge.attempt(request).await,
+        }
+    }
+
+    fn endpoints(&self) -> Vec<EndpointFigures> {
+        match self {
+            AnyJudge::Pool(judge) => judge.figures(),
+            _ => Vec::new(),
         }
     }
 }

@@ -389,6 +389,8 @@ pub struct Report {
     pub judging: Judging,
     /// What the requests cost, when the judge's prices are known.
     pub cost: Option<Spend>,
+    /// What each endpoint of a pool did.
+    pub endpoints: Vec<crate::judge::EndpointFigures>,
     /// Mean score of the (re-ranked) chosen and rejected responses over scored rows.
     pub mean_scores: BTreeMap<String, f64>,
     /// The most common failure reasons with their counts.
@@ -473,6 +475,8 @@ pub struct Measures {
     pub output: PathBuf,
     /// The spend, when prices are known.
     pub spend: Option<Spend>,
+    /// What each endpoint of a pool did.
+    pub endpoints: Vec<crate::judge::EndpointFigures>,
 }
 
 impl Report {
@@ -526,6 +530,7 @@ impl Report {
             margins,
             judging: tally.judges.clone(),
             cost: measures.spend,
+            endpoints: measures.endpoints,
             positions: Positions {
                 policy: description.order.as_str().to_owned(),
                 ..tally.positions
@@ -595,6 +600,13 @@ impl Report {
                 "position: the response shown first won {} of {decided} decided judgments ({:.1}%)",
                 self.positions.first_shown_won,
                 100.0 * self.positions.first_shown_won as f64 / decided as f64
+            );
+        }
+        for endpoint in &self.endpoints {
+            let _ = writeln!(
+                table,
+                "endpoint {}: {} requests, {} failed, taken out {} times",
+                endpoint.address, endpoint.requests, endpoint.failures, endpoint.taken_out
             );
         }
         let judging = &self.judging;
@@ -772,6 +784,7 @@ mod tests {
                 price_input: 3.0,
                 price_output: 15.0,
             }),
+            endpoints: Vec::new(),
         };
         Report::new(description, tally(), measures)
     }

@@ -484,6 +484,11 @@ async fn run<J: Judge>(
             price_input: prices.input,
             price_output: prices.output,
         }),
+        endpoints: judges
+            .members
+            .iter()
+            .flat_map(|m| m.judge.endpoints())
+            .collect(),
     };
     let report = Report::new(describe(judges, prompt, config), tally.clone(), measures);
     let plots = report.draw(&config.output, &tally)?;

@@ -191,3 +191,105 @@ fn a_cap_without_prices_is_refused() {
     );
     assert_eq!(stub.requests(), 0);
 }
+
+#[test]
+fn a_pool_keeps_going_when_one_endpoint_dies() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(60));
+    let first = std::sync::Arc::new(Stub::start(|_, _| Reply::Slow(Duration::from_millis(40))));
+    let second = Stub::start(|_, _| Reply::Slow(Duration::from_millis(40)));
+    let killer = {
+        let first = first.clone();
+        std::thread::spawn(move || {
+            while first.requests() < 6 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            first.kill();
+        })
+    };
+    let output = folder.path().join("out");
+    let run = rejudge()
+        .args([
+            "rerank",
+            "--quiet",
+            "--model",
+            "stub-judge",
+            "--concurrency",
+            "4",
+            "--order",
+            "chosen-first",
+        ])
+        .args([
+            "--base-url",
+            &first.url,
+            "--base-url",
+            &second.url,
+            "--format",
+            "jsonl",
+        ])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    killer.join().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    exits_with(&run, 0);
+    let report = report(&output);
+    assert_eq!(
+        report["outcomes"]["failed"], 0,
+        "no row lost to the dead endpoint"
+    );
+    assert_eq!(
+        report["outcomes"]["kept"].as_u64().unwrap()
+            + report["outcomes"]["swapped"].as_u64().unwrap(),
+        30
+    );
+    let endpoints = report["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2);
+    assert!(
+        endpoints[0]["taken_out"].as_u64().unwrap() >= 1,
+        "{endpoints:?}"
+    );
+    assert!(
+        endpoints[1]["requests"].as_u64().unwrap() > endpoints[0]["requests"].as_u64().unwrap()
+    );
+    assert!(stdout.contains("endpoint http://127.0.0.1:"), "{stdout}");
+    // Every answer counted once: the journal holds 45 judgments (the tie rows too).
+    assert!(first.requests() + second.requests() >= 45);
+}
+
+#[test]
+fn a_pool_spreads_requests_by_weight() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(80));
+    let heavy = Stub::start(|_, _| Reply::Slow(Duration::from_millis(20)));
+    let light = Stub::start(|_, _| Reply::Slow(Duration::from_millis(20)));
+    let config = folder.path().join("pool.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "model = \"stub-judge\"\norder = \"chosen-first\"\nconcurrency = 8\n\n[[endpoint]]\nurl = \"{}\"\nweight = 3.0\n\n[[endpoint]]\nurl = \"{}\"\nweight = 1.0\n",
+            heavy.url, light.url
+        ),
+    )
+    .unwrap();
+    let output = folder.path().join("out");
+    let run = rejudge()
+        .arg("rerank")
+        .arg(&input)
+        .args(["--quiet", "--config"])
+        .arg(&config)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    exits_with(&run, 0);
+    // 60 requests; with 8 in flight the least-loaded pick by weight sends about three to the
+    // heavy endpoint for each one to the light one.
+    let (h, l) = (heavy.requests() as f64, light.requests() as f64);
+    assert_eq!(h + l, 60.0);
+    assert!(h / l > 1.8 && h / l < 5.0, "{h} vs {l}");
+}

@@ -79,13 +79,16 @@ impl Stub {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (script, requests, bodies, headers) = (
+                let (script, requests, bodies, headers, stop) = (
                     script.clone(),
                     shared.0.clone(),
                     shared.1.clone(),
                     shared.2.clone(),
+                    shared.3.clone(),
                 );
-                std::thread::spawn(move || serve(stream, &*script, &requests, &bodies, &headers));
+                std::thread::spawn(move || {
+                    serve(stream, &*script, &requests, &bodies, &headers, &stop)
+                });
             }
         });
         Stub {
@@ -113,6 +116,18 @@ impl Stub {
     }
 }
 
+impl Stub {
+    /// Stops answering: new connections are refused and open ones close unanswered.
+    pub fn kill(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(
+            self.url
+                .trim_start_matches("http://")
+                .trim_end_matches("/v1"),
+        );
+    }
+}
+
 impl Drop for Stub {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -131,6 +146,7 @@ fn serve(
     requests: &AtomicUsize,
     bodies: &Mutex<Vec<Value>>,
     all_headers: &Mutex<Vec<HashMap<String, String>>>,
+    stop: &AtomicBool,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
@@ -159,6 +175,10 @@ fn serve(
             .unwrap_or(0);
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if stop.load(Ordering::SeqCst) {
+            // Killed: the connection closes without an answer, as a crashed server's would.
             return;
         }
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
