@@ -115,6 +115,63 @@ enum InconsistentFlag {
     Tie,
 }
 
+impl From<FormatFlag> for OutputFormat {
+    fn from(flag: FormatFlag) -> Self {
+        match flag {
+            FormatFlag::Parquet => OutputFormat::Parquet,
+            FormatFlag::Jsonl => OutputFormat::Jsonl,
+        }
+    }
+}
+
+impl From<ScoringFlag> for Scoring {
+    fn from(flag: ScoringFlag) -> Self {
+        match flag {
+            ScoringFlag::Score => Scoring::Score,
+            ScoringFlag::Logprobs => Scoring::Logprobs,
+        }
+    }
+}
+
+impl From<ModeFlag> for Mode {
+    fn from(flag: ModeFlag) -> Self {
+        match flag {
+            ModeFlag::Rating => Mode::Rating,
+            ModeFlag::Pairwise => Mode::Pairwise,
+        }
+    }
+}
+
+impl From<InconsistentFlag> for Inconsistent {
+    fn from(flag: InconsistentFlag) -> Self {
+        match flag {
+            InconsistentFlag::Merge => Inconsistent::Merge,
+            InconsistentFlag::Tie => Inconsistent::Tie,
+        }
+    }
+}
+
+impl From<LanguageFlag> for LanguageChoice {
+    fn from(flag: LanguageFlag) -> Self {
+        match flag {
+            LanguageFlag::Auto => LanguageChoice::Auto,
+            LanguageFlag::En => LanguageChoice::En,
+            LanguageFlag::It => LanguageChoice::It,
+        }
+    }
+}
+
+impl From<OrderFlag> for Order {
+    fn from(flag: OrderFlag) -> Self {
+        match flag {
+            OrderFlag::Random => Order::Random,
+            OrderFlag::Both => Order::Both,
+            OrderFlag::ChosenFirst => Order::ChosenFirst,
+            OrderFlag::RejectedFirst => Order::RejectedFirst,
+        }
+    }
+}
+
 /// Every setting is optional here so that a config file can supply it; defaults are applied by
 /// `Settings::resolve` and shown in the help text.
 #[derive(Debug, clap::Args)]
@@ -260,10 +317,7 @@ impl RerankArguments {
         SettingsLayer {
             input: self.input.clone(),
             output: self.output.clone(),
-            format: self.format.map(|f| match f {
-                FormatFlag::Parquet => OutputFormat::Parquet,
-                FormatFlag::Jsonl => OutputFormat::Jsonl,
-            }),
+            format: self.format.map(Into::into),
             journal: self.journal.clone(),
             prompt_column: self.prompt_column.clone(),
             chosen_column: self.chosen_column.clone(),
@@ -272,17 +326,7 @@ impl RerankArguments {
                 [one] => Some(one.clone()),
                 _ => None,
             },
-            endpoint: (self.base_url.len() > 1).then(|| {
-                self.base_url
-                    .iter()
-                    .map(|url| rejudge::settings::EndpointEntry {
-                        url: url.clone(),
-                        weight: 1.0,
-                        concurrency: None,
-                        api_key_env: None,
-                    })
-                    .collect()
-            }),
+            endpoint: self.endpoints(),
             model: self.model.clone(),
             api_key_env: self.api_key_env.clone(),
             model_file: self.model_file.clone().filter(|v| !v.is_empty()),
@@ -291,30 +335,12 @@ impl RerankArguments {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             seed: self.seed,
-            scoring: self.scoring.map(|s| match s {
-                ScoringFlag::Score => Scoring::Score,
-                ScoringFlag::Logprobs => Scoring::Logprobs,
-            }),
-            mode: self.mode.map(|m| match m {
-                ModeFlag::Rating => Mode::Rating,
-                ModeFlag::Pairwise => Mode::Pairwise,
-            }),
-            on_inconsistent: self.on_inconsistent.map(|o| match o {
-                InconsistentFlag::Merge => Inconsistent::Merge,
-                InconsistentFlag::Tie => Inconsistent::Tie,
-            }),
-            lang: self.lang.map(|l| match l {
-                LanguageFlag::Auto => LanguageChoice::Auto,
-                LanguageFlag::En => LanguageChoice::En,
-                LanguageFlag::It => LanguageChoice::It,
-            }),
+            scoring: self.scoring.map(Into::into),
+            mode: self.mode.map(Into::into),
+            on_inconsistent: self.on_inconsistent.map(Into::into),
+            lang: self.lang.map(Into::into),
             template: self.template.clone(),
-            order: self.order.map(|o| match o {
-                OrderFlag::Random => Order::Random,
-                OrderFlag::Both => Order::Both,
-                OrderFlag::ChosenFirst => Order::ChosenFirst,
-                OrderFlag::RejectedFirst => Order::RejectedFirst,
-            }),
+            order: self.order.map(Into::into),
             tie_margin: self.tie_margin,
             concurrency: self.concurrency,
             timeout: self.timeout,
@@ -330,6 +356,21 @@ impl RerankArguments {
             max_cost: self.max_cost,
             ..SettingsLayer::default()
         }
+    }
+
+    /// `--base-url` given several times: a pool of endpoints.
+    fn endpoints(&self) -> Option<Vec<rejudge::settings::EndpointEntry>> {
+        (self.base_url.len() > 1).then(|| {
+            self.base_url
+                .iter()
+                .map(|url| rejudge::settings::EndpointEntry {
+                    url: url.clone(),
+                    weight: 1.0,
+                    concurrency: None,
+                    api_key_env: None,
+                })
+                .collect()
+        })
     }
 
     /// Flags and environment over the config file.

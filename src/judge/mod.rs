@@ -192,7 +192,9 @@ impl Judge for AnyJudge {
     fn endpoints(&self) -> Vec<EndpointFigures> {
         match self {
             AnyJudge::Pool(judge) => judge.figures(),
-            _ => Vec::new(),
+            AnyJudge::OpenAi(_) => Vec::new(),
+            #[cfg(feature = "local")]
+            AnyJudge::Local(_) => Vec::new(),
         }
     }
 }

@@ -582,6 +582,12 @@ impl Report {
             self.wall_seconds,
             self.rows_per_second
         );
+        self.summary_notes(&mut table);
+        table
+    }
+
+    /// The lines under the summary's counts: cost, positions, endpoints, panel, reasons.
+    fn summary_notes(&self, table: &mut String) {
         if let Some(cost) = &self.cost {
             let cap = cost
                 .cap
@@ -627,7 +633,6 @@ impl Report {
         for (reason, count) in &self.failure_reasons {
             let _ = writeln!(table, "  {count} x {reason}");
         }
-        table
     }
 }
 

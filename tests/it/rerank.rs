@@ -457,7 +457,7 @@ fn a_judge_that_favours_position_a_shows_in_the_report() {
     assert_eq!(positions["second_shown_won"], 0);
     assert!(
         String::from_utf8_lossy(&run.stdout)
-            .contains("the response shown first won 30 of 30 decided rows (100.0%)")
+            .contains("the response shown first won 30 of 30 decided judgments (100.0%)")
     );
     let swapped = report(&output)["outcomes"]["swapped"].as_u64().unwrap();
     assert_eq!(

@@ -87,7 +87,7 @@ impl Stub {
                     shared.3.clone(),
                 );
                 std::thread::spawn(move || {
-                    serve(stream, &*script, &requests, &bodies, &headers, &stop)
+                    serve(stream, &*script, &requests, &bodies, &headers, &stop);
                 });
             }
         });
