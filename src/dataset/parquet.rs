@@ -7,6 +7,7 @@ use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
+use parquet::errors::ParquetError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,8 +75,35 @@ fn collect(folder: &Path, shards: &mut Vec<PathBuf>) -> Result<(), DatasetError>
 
 fn metadata(path: &Path) -> Result<ArrowReaderMetadata, DatasetError> {
     let file = fs_err::File::open(path)?;
-    ArrowReaderMetadata::load(file.file(), ArrowReaderOptions::default())
-        .map_err(|e| DatasetError::parquet(path, None, e))
+    let metadata = ArrowReaderMetadata::load(file.file(), ArrowReaderOptions::default())
+        .map_err(|e| DatasetError::parquet(path, None, e))?;
+    check_column_chunks(path, &metadata)?;
+    Ok(metadata)
+}
+
+/// Refuses a footer that places a column chunk at a negative offset or gives it a negative size:
+/// the decoder asserts both are non-negative and would panic on such a chunk.
+fn check_column_chunks(path: &Path, metadata: &ArrowReaderMetadata) -> Result<(), DatasetError> {
+    for (group, row_group) in metadata.metadata().row_groups().iter().enumerate() {
+        for column in row_group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            if start < 0 || column.compressed_size() < 0 {
+                let error = ParquetError::General(format!(
+                    "column chunk {} has offset {start} and size {}",
+                    column.column_path(),
+                    column.compressed_size()
+                ));
+                return Err(DatasetError::parquet(
+                    path,
+                    Some(Location::RowGroup(group)),
+                    error,
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes each row group and drops it, so a corrupt one is found before any judge call.
@@ -129,4 +157,100 @@ pub(crate) fn batches(
 /// columns would be wrong for the output, which has more).
 fn without_metadata(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(schema.fields().clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+
+    /// A Parquet file of three string columns whose footer is rewritten by `corrupt`.
+    fn file_with_footer(
+        folder: &Path,
+        corrupt: impl Fn(ColumnChunkBuilder) -> ColumnChunkBuilder,
+    ) -> PathBuf {
+        let column = |text: &str| Arc::new(StringArray::from(vec![text])) as ArrayRef;
+        let batch = RecordBatch::try_from_iter([
+            ("prompt", column("Hi?")),
+            ("chosen", column("Hello.")),
+            ("rejected", column("Go away.")),
+        ])
+        .unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let valid = folder.join("valid.parquet");
+        std::fs::write(&valid, &bytes).unwrap();
+
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&std::fs::File::open(&valid).unwrap())
+            .unwrap();
+        let row_groups = metadata
+            .row_groups()
+            .iter()
+            .map(|group| {
+                let columns = group
+                    .columns()
+                    .iter()
+                    .map(|column| corrupt(column.clone().into_builder()).build().unwrap())
+                    .collect();
+                group
+                    .clone()
+                    .into_builder()
+                    .set_column_metadata(columns)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let metadata = metadata.into_builder().set_row_groups(row_groups).build();
+        let footer_length = u32::from_le_bytes(bytes[bytes.len() - 8..][..4].try_into().unwrap());
+        bytes.truncate(bytes.len() - 8 - footer_length as usize);
+        ParquetMetaDataWriter::new(&mut bytes, &metadata)
+            .finish()
+            .unwrap();
+        let path = folder.join("corrupt.parquet");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    type ColumnChunkBuilder = parquet::file::metadata::ColumnChunkMetaDataBuilder;
+
+    /// Found by fuzzing: a footer giving a column chunk a negative size made the decoder panic
+    /// ("column start and length should not be negative") instead of `open` returning an error.
+    #[test]
+    fn negative_column_chunk_size_or_offset_is_an_error_not_a_panic() {
+        let folder = tempfile::tempdir().unwrap();
+        let unchanged = file_with_footer(folder.path(), |column| column);
+        assert_eq!(
+            open(&unchanged).unwrap().1,
+            1,
+            "the rewritten footer reads back"
+        );
+        let corruptions: [fn(ColumnChunkBuilder) -> ColumnChunkBuilder; 3] = [
+            |column| column.set_total_compressed_size(-90),
+            |column| column.set_dictionary_page_offset(Some(-4)),
+            |column| {
+                column
+                    .set_dictionary_page_offset(None)
+                    .set_data_page_offset(-4)
+            },
+        ];
+        for corrupt in corruptions {
+            let path = file_with_footer(folder.path(), corrupt);
+            let error = open(&path).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    DatasetError::Parquet {
+                        location: Some(Location::RowGroup(0)),
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+        }
+    }
 }
