@@ -85,6 +85,9 @@ pub struct SettingsLayer {
     pub price_input: Option<f64>,
     pub price_output: Option<f64>,
     pub max_cost: Option<f64>,
+    /// The part of the input to judge (`I/N`, resolved from the scheduler's environment by the
+    /// command line for `--shard auto`).
+    pub shard: Option<crate::run::Shard>,
     /// A pool of endpoints serving the judge's model (`--base-url` given several times).
     pub endpoint: Option<Vec<EndpointEntry>>,
     /// A panel: several judges, each a table of its own (config file only).
@@ -244,6 +247,7 @@ impl SettingsLayer {
             price_input,
             price_output,
             max_cost,
+            shard,
             endpoint,
             judges,
             panel,
@@ -354,7 +358,10 @@ pub struct Settings {
     pub price_output: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
-    // Tables last: TOML writes plain keys before tables.
+    // Tables last: TOML writes plain keys before tables. The shard is left out: the written
+    // settings describe the whole job, and each shard is started with its own `--shard`.
+    #[serde(skip_serializing)]
+    pub shard: Option<crate::run::Shard>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panel: Option<PanelSettings>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,9 +378,12 @@ impl Settings {
     pub fn resolve(layer: SettingsLayer) -> Result<Settings, SettingsError> {
         let input = layer.input.ok_or(SettingsError::MissingInput)?;
         let output = layer.output.unwrap_or_else(|| default_output(&input));
-        let journal = layer
-            .journal
-            .unwrap_or_else(|| output.join("journal.sqlite"));
+        // Shards share the output folder but not a journal: SQLite is not for several writers
+        // on a network file system.
+        let journal = layer.journal.unwrap_or_else(|| match layer.shard {
+            Some(shard) => output.join(format!("journal-{}.sqlite", shard.label())),
+            None => output.join("journal.sqlite"),
+        });
         let settings = Settings {
             input,
             journal,
@@ -415,6 +425,7 @@ impl Settings {
             price_input: layer.price_input,
             price_output: layer.price_output,
             max_cost: layer.max_cost,
+            shard: layer.shard,
             panel: layer.panel,
             escalation: layer.escalation,
             judges: layer.judges,
@@ -571,6 +582,7 @@ impl Settings {
             },
             prices: self.prices(),
             max_cost: self.max_cost,
+            shard: self.shard,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod judge;
 mod progress;
+mod shard;
 mod signals;
 
 use anyhow::{Context, Result, bail};
@@ -33,6 +34,16 @@ enum Command {
     /// Measure the judge against human-labelled pairs: agreement, Cohen's kappa, position and
     /// length bias, and the margin that reaches a target agreement.
     Eval(Box<EvalArguments>),
+    /// Check the shards of an output folder (from `rerank --shard`) and write the report, the
+    /// card, the plots and the review page of the whole.
+    Merge(MergeArguments),
+}
+
+/// `rejudge merge OUTPUT`.
+#[derive(Debug, clap::Args)]
+struct MergeArguments {
+    /// The output folder the shards wrote into.
+    output: PathBuf,
 }
 
 /// `rejudge eval`: every `rerank` flag, and where the human labels are.
@@ -296,6 +307,12 @@ struct RerankArguments {
     /// Only the first N rows.
     #[arg(long)]
     limit: Option<u64>,
+    /// Judge only part I of N of the input (0-based, contiguous rows), into the shared output
+    /// folder; `auto` reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, `auto/N` reads
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID. Then run
+    /// `rejudge merge OUTPUT`.
+    #[arg(long)]
+    shard: Option<String>,
     /// The largest judge answer read, in bytes; a larger one fails its row [default: 4194304].
     #[arg(long)]
     max_response_bytes: Option<usize>,
@@ -379,7 +396,11 @@ impl RerankArguments {
             Some(path) => SettingsLayer::from_file(path)?,
             None => SettingsLayer::default(),
         };
-        Ok(self.layer().over(file))
+        let mut layer = self.layer();
+        if let Some(text) = &self.shard {
+            layer.shard = Some(shard::resolve(text)?);
+        }
+        Ok(layer.over(file))
     }
 
     /// Flags and environment over the config file over the defaults.
@@ -401,7 +422,21 @@ pub fn execute(arguments: Arguments) -> Result<Finish> {
     match arguments.command {
         Command::Rerank(arguments) => rerank_command(&arguments),
         Command::Eval(arguments) => eval_command(&arguments),
+        Command::Merge(arguments) => merge_command(&arguments),
     }
+}
+
+fn merge_command(arguments: &MergeArguments) -> Result<Finish> {
+    let folder = &arguments.output;
+    let settings = fs_err::read_to_string(folder.join("rejudge.toml")).ok();
+    let report = rejudge::run::merge_shards(folder, settings.as_deref())?;
+    println!("{}", report.summary_table().trim_end());
+    println!(
+        "merged {} shards into {}",
+        report.files.len(),
+        folder.join("report.json").display()
+    );
+    Ok(finish(&report))
 }
 
 /// What every judging command sets up once its input is open.

@@ -40,7 +40,7 @@ pub struct ColumnOverrides {
 }
 
 /// One turn of a conversation, with the role normalised to `system`, `user` or `assistant`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Turn {
     /// `system`, `user` or `assistant`.
     pub role: String,

@@ -19,6 +19,12 @@ pub use columns::{ColumnMap, ColumnOverrides, Conversation, Gold, Turn};
 pub use read::{Batches, Dataset, InputFormat};
 pub use write::{OutputFormat, OutputWriter, output_batch, output_schema};
 
+/// The Arrow schema of a data file rejudge wrote (or any input file): from a Parquet file's
+/// footer, or by reading a JSON Lines file through.
+pub fn schema_of(path: &std::path::Path) -> Result<arrow_schema::SchemaRef, DatasetError> {
+    Ok(Dataset::open(path)?.schema().clone())
+}
+
 use std::path::PathBuf;
 
 /// Where in a file something went wrong, as a person would look for it.

@@ -134,35 +134,43 @@ impl Dataset {
 
     /// The input's batches, from the start, at most `limit` rows.
     pub fn batches(&self, limit: Option<u64>) -> Result<Batches, DatasetError> {
+        self.batches_between(0, limit.unwrap_or(u64::MAX))
+    }
+
+    /// The batches holding rows `start..end` (0-based, in input order), the first and last
+    /// sliced; batches before `start` are read and dropped.
+    pub fn batches_between(&self, start: u64, end: u64) -> Result<Batches, DatasetError> {
         let batches: Batches = match &self.source {
             Source::Jsonl(source) => Box::new(source.batches(self.schema.clone())?),
             Source::Json(batches) => Box::new(batches.clone().into_iter().map(Ok)),
             Source::Csv(source) => Box::new(source.batches(self.schema.clone())?),
             Source::Parquet(shards) => Box::new(parquet::batches(shards.clone())),
         };
-        Ok(match limit {
-            Some(limit) => Box::new(take_rows(batches, limit)),
-            None => batches,
-        })
+        Ok(Box::new(rows_between(batches, start, end)))
     }
 }
 
-/// The first `limit` rows of a batch stream, the last batch sliced.
-fn take_rows(
+/// Rows `start..end` of a batch stream.
+fn rows_between(
     batches: Batches,
-    limit: u64,
+    start: u64,
+    end: u64,
 ) -> impl Iterator<Item = Result<RecordBatch, DatasetError>> + Send {
-    let mut left = limit;
-    batches.map_while(move |batch| {
-        if left == 0 {
-            return None;
-        }
-        Some(batch.map(|batch| {
-            let take = usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .min(batch.num_rows());
-            left -= take as u64;
-            batch.slice(0, take)
-        }))
-    })
+    let mut seen = 0u64;
+    batches
+        .map_while(move |batch| {
+            if seen >= end {
+                return None;
+            }
+            Some(batch.map(|batch| {
+                let first = seen;
+                let rows = batch.num_rows() as u64;
+                seen += rows;
+                let from = start.saturating_sub(first).min(rows);
+                let to = end.saturating_sub(first).min(rows);
+                let length = usize::try_from(to.saturating_sub(from)).unwrap_or(usize::MAX);
+                batch.slice(usize::try_from(from).unwrap_or(0), length)
+            }))
+        })
+        .filter(|batch| batch.as_ref().map_or(true, |b| b.num_rows() > 0))
 }

@@ -38,9 +38,21 @@ pub enum OutputFormat {
 impl OutputFormat {
     /// The data file's path inside an output folder.
     pub fn data_path(self, folder: &Path) -> PathBuf {
-        let name = match self {
-            OutputFormat::Parquet => "train-00000-of-00001.parquet",
-            OutputFormat::Jsonl => "train.jsonl",
+        self.shard_path(folder, None)
+    }
+
+    /// The data file of shard `index` of `count` (the Hub's shard names,
+    /// `train-00002-of-00004.parquet`), or of the whole split when `None`.
+    pub fn shard_path(self, folder: &Path, shard: Option<(u32, u32)>) -> PathBuf {
+        let name = match (self, shard) {
+            (OutputFormat::Parquet, None) => "train-00000-of-00001.parquet".to_owned(),
+            (OutputFormat::Jsonl, None) => "train.jsonl".to_owned(),
+            (OutputFormat::Parquet, Some((index, count))) => {
+                format!("train-{index:05}-of-{count:05}.parquet")
+            }
+            (OutputFormat::Jsonl, Some((index, count))) => {
+                format!("train-{index:05}-of-{count:05}.jsonl")
+            }
         };
         folder.join("data").join(name)
     }
@@ -166,13 +178,13 @@ enum Sink {
 }
 
 impl OutputWriter {
-    /// Creates `folder/data/` and opens a temporary file there.
+    /// Creates the data file's folder and opens a temporary file beside `target`.
     pub fn create(
-        folder: &Path,
+        target: &Path,
         format: OutputFormat,
         schema: SchemaRef,
     ) -> Result<Self, DatasetError> {
-        let target = format.data_path(folder);
+        let target = target.to_path_buf();
         let data_folder = target
             .parent()
             .expect("the data path has a parent; this is a bug");
@@ -320,7 +332,8 @@ mod tests {
     fn an_unfinished_writer_leaves_nothing() {
         let folder = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true)]));
-        drop(OutputWriter::create(folder.path(), OutputFormat::Parquet, schema).unwrap());
+        let target = OutputFormat::Parquet.data_path(folder.path());
+        drop(OutputWriter::create(&target, OutputFormat::Parquet, schema).unwrap());
         assert_eq!(
             std::fs::read_dir(folder.path().join("data"))
                 .unwrap()

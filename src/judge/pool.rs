@@ -137,7 +137,7 @@ fn unreachable(error: &JudgeError) -> bool {
 }
 
 /// What one endpoint of a pool did, for the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct EndpointFigures {
     /// The address, without credentials.
     pub address: String,

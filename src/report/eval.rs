@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 const RESAMPLES: usize = 2_000;
 
 /// One evaluated pair, as the statistics need it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct EvalRow {
     /// The outcome: kept means the judge agrees with the human label, swapped that it
     /// disagrees.

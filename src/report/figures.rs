@@ -12,7 +12,7 @@ use std::path::Path;
 const SAMPLE: usize = 50_000;
 
 /// What the plots need of one row.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct PlotRow {
     /// Scores of the stored chosen and stored rejected responses.
     stored: Option<(f64, f64)>,
@@ -28,11 +28,16 @@ struct PlotRow {
 
 /// A uniform sample of the run's rows (reservoir sampling, seeded: the same run draws the same
 /// sample).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PlotSample {
     rows: Vec<PlotRow>,
     seen: u64,
+    #[serde(skip, default = "sampler")]
     random: SplitMix64,
+}
+
+fn sampler() -> SplitMix64 {
+    SplitMix64::new(0x5eed)
 }
 
 impl Default for PlotSample {
@@ -40,12 +45,29 @@ impl Default for PlotSample {
         PlotSample {
             rows: Vec::new(),
             seen: 0,
-            random: SplitMix64::new(0x5eed),
+            random: sampler(),
         }
     }
 }
 
 impl PlotSample {
+    /// Adds another sample (a shard's): the union, thinned back to the sample size with each
+    /// side kept in proportion to the rows it stands for.
+    pub fn merge(&mut self, other: &PlotSample) {
+        let total = self.seen + other.seen;
+        if total == 0 {
+            return;
+        }
+        let room = |seen: u64| {
+            let share = u128::from(seen) * SAMPLE as u128 / u128::from(total);
+            usize::try_from(share).unwrap_or(SAMPLE)
+        };
+        let (mine, theirs) = (room(self.seen).max(1), room(other.seen).max(1));
+        self.rows.truncate(mine);
+        self.rows.extend(other.rows.iter().take(theirs).copied());
+        self.seen = total;
+    }
+
     /// Offers one row: its verdict and the lengths of its stored chosen and rejected responses.
     pub fn push(&mut self, verdict: &Verdict, lengths: Option<(usize, usize)>) {
         let swapped = verdict.outcome == Outcome::Swapped;

@@ -50,7 +50,7 @@ pub enum ReportError {
 }
 
 /// What was run, as the report states it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Description {
     /// The input file, folder or address.
     pub input: String,
@@ -77,7 +77,7 @@ pub struct Description {
 }
 
 /// Token totals.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Tokens {
     /// Prompt tokens.
     pub prompt: u64,
@@ -86,7 +86,7 @@ pub struct Tokens {
 }
 
 /// Request totals, as the pipeline counted them.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Requests {
     /// Sent to the judge in this run.
     pub sent: u64,
@@ -100,8 +100,54 @@ pub struct Requests {
     pub parse_retries: u64,
 }
 
+impl Positions {
+    fn merge(&mut self, other: &Positions) {
+        self.chosen_first += other.chosen_first;
+        self.rejected_first += other.rejected_first;
+        self.first_shown_won += other.first_shown_won;
+        self.second_shown_won += other.second_shown_won;
+        self.both_orders += other.both_orders;
+        self.consistent += other.consistent;
+    }
+}
+
+impl Judging {
+    fn merge(&mut self, other: &Judging) {
+        for (judge, rows) in &other.decided_by {
+            *self.decided_by.entry(judge.clone()).or_default() += rows;
+        }
+        self.panel_rows += other.panel_rows;
+        self.panel_unanimous += other.panel_unanimous;
+        self.escalated += other.escalated;
+        self.escalation_changed += other.escalation_changed;
+    }
+}
+
+impl Measures {
+    /// Adds a shard's measures: requests and spend summed, the longest wall time kept.
+    pub fn merge(&mut self, other: &Measures) {
+        let requests = &mut self.requests;
+        requests.sent += other.requests.sent;
+        requests.from_journal += other.requests.from_journal;
+        requests.deduplicated += other.requests.deduplicated;
+        requests.retried += other.requests.retried;
+        requests.parse_retries += other.requests.parse_retries;
+        self.rows_already_done += other.rows_already_done;
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.spend = match (self.spend, other.spend) {
+            (Some(mine), Some(theirs)) => Some(Spend {
+                this_run: mine.this_run + theirs.this_run,
+                total: mine.total + theirs.total,
+                ..mine
+            }),
+            (mine, theirs) => mine.or(theirs),
+        };
+        self.endpoints.extend(other.endpoints.iter().cloned());
+    }
+}
+
 /// Which stored response was shown to the judge first, and which position won.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Positions {
     /// The order policy.
     pub policy: String,
@@ -153,7 +199,7 @@ fn margin_bin(margin: f64) -> usize {
 }
 
 /// Counts over the verdicts of a run, one row at a time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Tally {
     rows: u64,
     outcomes: BTreeMap<Outcome, u64>,
@@ -170,7 +216,7 @@ pub struct Tally {
 }
 
 /// Who decided the rows, for runs with a panel or an escalation judge.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Judging {
     /// Rows per deciding judge (the `judge_model` column), unscored rows left out.
     pub decided_by: BTreeMap<String, u64>,
@@ -204,6 +250,34 @@ impl Default for Tally {
 }
 
 impl Tally {
+    /// Adds another tally's counts (a shard's) to these.
+    pub fn merge(&mut self, other: &Tally) {
+        self.rows += other.rows;
+        for (outcome, count) in &other.outcomes {
+            *self.outcomes.entry(*outcome).or_default() += count;
+        }
+        self.tokens.prompt = self.tokens.prompt.saturating_add(other.tokens.prompt);
+        self.tokens.completion = self
+            .tokens
+            .completion
+            .saturating_add(other.tokens.completion);
+        self.positions.merge(&other.positions);
+        self.scored += other.scored;
+        self.score_sums[0] += other.score_sums[0];
+        self.score_sums[1] += other.score_sums[1];
+        for (reason, count) in &other.reasons {
+            *self.reasons.entry(reason.clone()).or_default() += count;
+        }
+        self.lengths[0] += other.lengths[0];
+        self.lengths[1] += other.lengths[1];
+        for (total, count) in self.margins.iter_mut().zip(&other.margins) {
+            *total += count;
+        }
+        self.labelled.extend(other.labelled.iter().cloned());
+        self.judges.merge(&other.judges);
+        self.sample.merge(&other.sample);
+    }
+
     /// Counts one finished row and the tokens it used.
     pub fn count(&mut self, verdict: &Verdict, facts: &RowFacts, usage: Usage) {
         self.count_length(verdict, facts);
@@ -448,7 +522,7 @@ impl MarginHistogram {
 }
 
 /// What the judge's requests cost, in US dollars, when its prices are known.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Spend {
     /// Spent by this run's requests.
     pub this_run: f64,
@@ -463,13 +537,13 @@ pub struct Spend {
 }
 
 /// What the pipeline measured besides the verdicts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Measures {
     /// Requests sent, reused and retried.
     pub requests: Requests,
     /// Rows that already had answers when the run started.
     pub rows_already_done: u64,
-    /// Wall time.
+    /// Wall time (for merged shards: the longest shard's).
     pub elapsed: Duration,
     /// The data file written.
     pub output: PathBuf,

@@ -23,10 +23,10 @@ const MOST_KEPT: usize = 200;
 const LONGEST_TEXT: usize = 20_000;
 
 /// One row as the page shows it: the responses in their re-ranked places.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 struct ReviewRow {
     index: u64,
-    outcome: &'static str,
+    outcome: String,
     prompt: String,
     system: Option<String>,
     history: Vec<Turn>,
@@ -37,12 +37,12 @@ struct ReviewRow {
     chosen_rationale: Option<String>,
     rejected_rationale: Option<String>,
     failure_reason: Option<String>,
-    shown_first: Option<&'static str>,
+    shown_first: Option<String>,
     margin: Option<f64>,
 }
 
 /// The rows of a run worth reviewing, collected as they finish.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct Review {
     flagged: Vec<ReviewRow>,
     kept: Vec<ReviewRow>,
@@ -62,6 +62,19 @@ impl Review {
             return;
         }
         list.push(review_row(index, conversation, verdict));
+    }
+
+    /// Adds another review's rows (a shard's), as far as there is room.
+    pub fn merge(&mut self, other: &Review) {
+        for (mine, theirs, room) in [
+            (&mut self.flagged, &other.flagged, MOST_FLAGGED),
+            (&mut self.kept, &other.kept, MOST_KEPT),
+        ] {
+            let fits = room.saturating_sub(mine.len()).min(theirs.len());
+            mine.extend(theirs[..fits].iter().cloned());
+            self.omitted += (theirs.len() - fits) as u64;
+        }
+        self.omitted += other.omitted;
     }
 
     /// Writes `review.html` into `folder`.
@@ -134,7 +147,7 @@ fn review_row(index: u64, conversation: Option<&Conversation>, verdict: &Verdict
         .map(|(_, reason)| reason.clone());
     ReviewRow {
         index,
-        outcome: verdict.outcome.as_str(),
+        outcome: verdict.outcome.as_str().to_owned(),
         prompt: conversation.map(|c| text(&c.prompt)).unwrap_or_default(),
         system: conversation.and_then(|c| c.system.as_deref().map(text)),
         history: conversation.map_or_else(Vec::new, |c| {
@@ -157,7 +170,7 @@ fn review_row(index: u64, conversation: Option<&Conversation>, verdict: &Verdict
             .or(reason),
         rejected_rationale: verdict.rejected.as_ref().map(|r| r.rationale.clone()),
         failure_reason: verdict.reason.clone(),
-        shown_first: verdict.shown_first.map(crate::verdict::ShownFirst::as_str),
+        shown_first: verdict.shown_first.map(|s| s.as_str().to_owned()),
         margin: verdict.margin,
     }
 }

@@ -25,10 +25,14 @@ pub(super) struct Lock {
     _file: File,
 }
 
-/// Locks `folder` (creating it) for this run, or says which process holds it.
-pub(super) fn lock(folder: &Path) -> Result<Lock, RunError> {
+/// Locks `folder` (creating it) for this run, or says which process holds it. Shards lock
+/// their own part of the folder, so that they can share it.
+pub(super) fn lock(folder: &Path, shard: Option<super::Shard>) -> Result<Lock, RunError> {
     fs_err::create_dir_all(folder).map_err(RunError::Folder)?;
-    let path = folder.join(LOCK);
+    let path = match shard {
+        Some(shard) => folder.join(format!(".rejudge-{}.lock", shard.label())),
+        None => folder.join(LOCK),
+    };
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -69,7 +73,11 @@ pub(super) struct Tidy {
 /// Checks `folder/data/` before any work: files an earlier rejudge run wrote (named in its
 /// `report.json`, or left half-written by one) are ours to replace; anything else would be
 /// loaded by `datasets` beside the re-ranked rows, so the run refuses to start.
-pub(super) fn inspect(folder: &Path, target: &Path) -> Result<Tidy, RunError> {
+pub(super) fn inspect(
+    folder: &Path,
+    target: &Path,
+    shard: Option<super::Shard>,
+) -> Result<Tidy, RunError> {
     remove_partials(folder)?;
     let data = folder.join("data");
     if !data.is_dir() {
@@ -85,8 +93,11 @@ pub(super) fn inspect(folder: &Path, target: &Path) -> Result<Tidy, RunError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if name.starts_with('.') && name.ends_with(".partial") {
-            fs_err::remove_file(&path).map_err(RunError::Folder)?;
-        } else if path == target {
+            // Another shard's file in the making is not ours to remove.
+            if shard.is_none() {
+                fs_err::remove_file(&path).map_err(RunError::Folder)?;
+            }
+        } else if path == target || shard.is_some_and(|s| is_sibling(&name, s)) {
         } else if known.contains(&path) {
             replaced.push(path);
         } else {
@@ -101,6 +112,14 @@ pub(super) fn inspect(folder: &Path, target: &Path) -> Result<Tidy, RunError> {
         });
     }
     Ok(Tidy { replaced })
+}
+
+/// Whether `name` is the data file of another shard of the same count.
+fn is_sibling(name: &str, shard: super::Shard) -> bool {
+    let suffix = format!("-of-{:05}", shard.count);
+    name.strip_prefix("train-")
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(numbers, _)| numbers.len() == 5 + suffix.len() && numbers.ends_with(&suffix))
 }
 
 impl Tidy {
@@ -168,14 +187,19 @@ mod tests {
     #[test]
     fn a_second_lock_names_the_holder() {
         let folder = tempfile::tempdir().unwrap();
-        let held = lock(folder.path()).unwrap();
-        let error = lock(folder.path()).unwrap_err().to_string();
+        let held = lock(folder.path(), None).unwrap();
+        let error = lock(folder.path(), None).unwrap_err().to_string();
         assert!(
             error.contains(&format!("(pid {})", std::process::id())),
             "{error}"
         );
         drop(held);
-        lock(folder.path()).expect("released on drop");
+        lock(folder.path(), None).expect("released on drop");
+        let shard = super::super::Shard::new(1, 4).unwrap();
+        let _one = lock(folder.path(), Some(shard)).expect("a shard locks its own part");
+        assert!(lock(folder.path(), Some(shard)).is_err());
+        assert!(is_sibling("train-00003-of-00004.parquet", shard));
+        assert!(!is_sibling("train-00003-of-00005.parquet", shard));
     }
 
     #[test]
@@ -188,11 +212,13 @@ mod tests {
         let report = serde_json::json!({"files": ["data/train.jsonl"]});
         std::fs::write(folder.path().join("report.json"), report.to_string()).unwrap();
         let target = data.join("train-00000-of-00001.parquet");
-        let tidy = inspect(folder.path(), &target).unwrap();
+        let tidy = inspect(folder.path(), &target, None).unwrap();
         assert_eq!(tidy.replaced, vec![data.join("train.jsonl")]);
         assert!(!data.join(".train-00000-of-00001.parquet.partial").exists());
         std::fs::write(data.join("mine.csv"), "a,b\n").unwrap();
-        let error = inspect(folder.path(), &target).unwrap_err().to_string();
+        let error = inspect(folder.path(), &target, None)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("mine.csv") && error.contains("hint:"),
             "{error}"

@@ -9,12 +9,14 @@
 mod ask;
 mod budget;
 mod folder;
+mod shard;
 mod sink;
 #[cfg(test)]
 mod tests;
 
 pub use ask::Cost;
 pub use budget::Prices;
+pub use shard::{MergeError, Shard, merge_shards};
 
 use crate::dataset::{
     ColumnMap, ColumnOverrides, Conversation, Dataset, DatasetError, OutputFormat, output_schema,
@@ -26,6 +28,7 @@ use crate::report::{Description, Labelled, Measures, Report, ReportError, Reques
 use crate::verdict::{DecisionPolicy, Verdict};
 use arrow_array::RecordBatch;
 use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,6 +69,26 @@ pub struct RunConfig {
     pub prices: Option<Prices>,
     /// Stop before the spend could pass this many US dollars.
     pub max_cost: Option<f64>,
+    /// The part of the input this process judges, when the run is split over several.
+    pub shard: Option<Shard>,
+}
+
+impl RunConfig {
+    /// The data file this run writes.
+    pub fn data_path(&self) -> PathBuf {
+        let shard = self.shard.map(|s| (s.index, s.count));
+        self.format.shard_path(&self.output, shard)
+    }
+
+    /// The rows this run judges (0-based, in input order): the first `limit` of the input's
+    /// `total`, and of those the shard's part.
+    pub fn rows(&self, total: u64) -> std::ops::Range<u64> {
+        let limited = self.limit.map_or(total, |limit| limit.min(total));
+        match self.shard {
+            Some(shard) => shard.rows(limited),
+            None => 0..limited,
+        }
+    }
 }
 
 /// Errors that stop a run.
@@ -124,6 +147,9 @@ pub enum RunError {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// Shards cannot be merged.
+    #[error(transparent)]
+    Merge(Box<MergeError>),
     /// The budget would be passed by the next request; every answer received is in the journal.
     #[error("budget reached: ${spent:.4} of ${cap:.4}; raise --max-cost and rerun to continue")]
     Budget {
@@ -263,14 +289,15 @@ impl Input {
         &self.dataset
     }
 
-    /// The rows to judge, at most `limit`, read and split on the calling thread.
+    /// The rows to judge, `rows` of the input, read and split on the calling thread; each row
+    /// keeps its place in the whole input.
     fn rows_iter(
         &self,
-        limit: Option<u64>,
+        rows: std::ops::Range<u64>,
     ) -> Result<impl Iterator<Item = Result<Row, DatasetError>> + Send + use<>, DatasetError> {
         let columns = self.columns.clone();
-        let mut next_index = 0u64;
-        let batches = self.dataset.batches(limit)?;
+        let mut next_index = rows.start;
+        let batches = self.dataset.batches_between(rows.start, rows.end)?;
         Ok(batches.flat_map(move |batch| {
             let rows: Vec<Result<Row, DatasetError>> = match batch {
                 Ok(batch) => split(&Arc::new(batch), &columns, &mut next_index)
@@ -457,24 +484,67 @@ async fn run<J: Judge>(
     let journal = Journal::open(&config.journal)?;
     let budget = budget::Budget::new(config.max_cost, journal.spent().await?);
     let asker = asker(judges, &journal, prompt, config, stop, budget);
-    let total = config
-        .limit
-        .map_or(input.rows(), |limit| limit.min(input.rows()));
+    let rows = config.rows(input.rows());
     let done_before = rows_done(&asker, &input, config).await?;
-    progress.start(total, done_before);
+    progress.start(rows.end - rows.start, done_before);
 
     let writer = sink::spawn(config, prepared.schema.clone(), input.columns.clone())?;
-    let rows = sink::source(input.rows_iter(config.limit)?);
-    let verdicts = rows
+    let source = sink::source(input.rows_iter(rows.clone())?);
+    let verdicts = source
         .map(|row| async { asker.judge_row(row?).await })
         .buffered(config.concurrency * 4 + 64);
     let pace = || asker.pace();
+    let total = rows.end - rows.start;
     let (tally, review, output) = writer.drain(verdicts, progress, &pace, stop, total).await?;
     prepared.tidy.finish()?;
+    let measures = measures(&asker, judges, config, output, done_before, started);
+    let description = describe(judges, prompt, config);
+    let report = Report::new(description.clone(), tally.clone(), measures.clone());
+    match config.shard {
+        Some(shard) => {
+            let manifest = shard::Manifest {
+                shard,
+                input: input_identity(&input, config),
+                judging: judging_identity(judges, prompt, config),
+                data_file: report.files.first().cloned().unwrap_or_default(),
+                description,
+                tally: tally.clone(),
+                measures,
+                review,
+            };
+            let json =
+                serde_json::to_string_pretty(&report).expect("a report serialises; this is a bug");
+            let path = config
+                .output
+                .join("shards")
+                .join(format!("report-{}.json", shard.label()));
+            fs_err::create_dir_all(config.output.join("shards")).map_err(RunError::Folder)?;
+            crate::report::write_atomically(&path, json.as_bytes())?;
+            shard::write_manifest(&config.output, &manifest)?;
+        }
+        None => publish(
+            &config.output,
+            &report,
+            &tally,
+            &review,
+            &prepared.schema,
+            config.settings.as_deref(),
+        )?,
+    }
+    Ok((report, tally))
+}
 
-    let measures = Measures {
+fn measures<J: Judge>(
+    asker: &ask::Asker<'_, J>,
+    judges: &Judges<'_, J>,
+    config: &RunConfig,
+    output: PathBuf,
+    rows_already_done: u64,
+    started: Instant,
+) -> Measures {
+    Measures {
         requests: asker.requests(),
-        rows_already_done: done_before,
+        rows_already_done,
         elapsed: started.elapsed(),
         output,
         spend: config.prices.map(|prices| crate::report::Spend {
@@ -489,25 +559,73 @@ async fn run<J: Judge>(
             .iter()
             .flat_map(|m| m.judge.endpoints())
             .collect(),
-    };
-    let report = Report::new(describe(judges, prompt, config), tally.clone(), measures);
-    let plots = report.draw(&config.output, &tally)?;
+    }
+}
+
+/// Writes what a finished run publishes: the plots, the review page, `report.json` and the
+/// card.
+fn publish(
+    folder: &std::path::Path,
+    report: &Report,
+    tally: &crate::report::Tally,
+    review: &crate::report::Review,
+    schema: &arrow_schema::Schema,
+    settings: Option<&str>,
+) -> Result<(), RunError> {
+    let plots = report.draw(folder, tally)?;
     let about = crate::report::About {
         input: &report.input,
         judge: &report.judge_model,
         rows: report.rows,
         outcomes: &report.outcomes,
     };
-    review.write(&config.output, &about)?;
+    review.write(folder, &about)?;
     let extras = crate::report::CardExtras {
-        schema: Some(&prepared.schema),
+        schema: Some(schema),
         plots: &plots,
-        settings: config.settings.as_deref(),
+        settings,
         source_dataset: None,
         license: None,
     };
-    report.write(&config.output, &extras)?;
-    Ok((report, tally))
+    report.write(folder, &extras)?;
+    Ok(())
+}
+
+/// What identifies the input for the merge of shards: its name, rows, schema and the rows
+/// covered.
+fn input_identity(input: &Input, config: &RunConfig) -> String {
+    let schema = format!("{:?}", input.dataset.schema().fields());
+    let digest = Sha256::digest(schema.as_bytes());
+    format!(
+        "{} | {} rows | limit {:?} | schema {}",
+        config.input,
+        input.rows(),
+        config.limit,
+        crate::prompt::hex(&digest[..8])
+    )
+}
+
+/// What identifies how rows were judged, for the merge of shards.
+fn judging_identity<J: Judge>(
+    judges: &Judges<'_, J>,
+    prompt: &PromptBuilder,
+    config: &RunConfig,
+) -> String {
+    let fingerprints: Vec<serde_json::Value> = judges
+        .members
+        .iter()
+        .map(|m| m.judge.fingerprint())
+        .collect();
+    let text = format!(
+        "{}|{}|{:?}|{}|{:?}|{:?}",
+        serde_json::json!(fingerprints),
+        prompt.template_hash(),
+        config.order,
+        config.seed,
+        config.policy,
+        judges.max_spread
+    );
+    crate::prompt::hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// What a run sets up before its first request.
@@ -524,7 +642,7 @@ fn prepare(
     prompt: &PromptBuilder,
     config: &RunConfig,
 ) -> Result<Prepared, RunError> {
-    let lock = folder::lock(&config.output)?;
+    let lock = folder::lock(&config.output, config.shard)?;
     if let Some(settings) = &config.settings {
         let path = config.output.join("rejudge.toml");
         crate::report::write_atomically(&path, settings.as_bytes())?;
@@ -536,7 +654,7 @@ fn prepare(
         &input.columns,
         &added,
     )?;
-    let tidy = folder::inspect(&config.output, &config.format.data_path(&config.output))?;
+    let tidy = folder::inspect(&config.output, &config.data_path(), config.shard)?;
     check_template(input, prompt)?;
     Ok(Prepared {
         _lock: lock,
@@ -569,7 +687,7 @@ async fn rows_done<J: Judge>(
         return Ok(0);
     }
     let mut done = 0;
-    for row in input.rows_iter(config.limit)? {
+    for row in input.rows_iter(config.rows(input.rows()))? {
         let row = row?;
         let Ok(conversation) = &row.conversation else {
             continue;
@@ -749,7 +867,7 @@ pub fn dry_run(
     count: &mut dyn FnMut(&[ChatMessage]) -> Option<u64>,
 ) -> Result<DryRun, RunError> {
     let mut estimate = DryRun::default();
-    for row in input.rows_iter(config.limit)? {
+    for row in input.rows_iter(config.rows(input.rows()))? {
         let row = row?;
         let Ok(conversation) = &row.conversation else {
             estimate.invalid += 1;

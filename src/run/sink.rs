@@ -77,7 +77,7 @@ pub(super) fn spawn(
     schema: SchemaRef,
     columns: ColumnMap,
 ) -> Result<Writer, DatasetError> {
-    let mut output = OutputWriter::create(&config.output, config.format, schema.clone())?;
+    let mut output = OutputWriter::create(&config.data_path(), config.format, schema.clone())?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Option<Finished>>(WRITE_BEHIND);
     let seed = config.seed;
     let mapping = columns.clone();

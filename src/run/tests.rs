@@ -98,6 +98,7 @@ fn setup(rows: usize, concurrency: usize) -> (tempfile::TempDir, RunConfig) {
         },
         prices: None,
         max_cost: None,
+        shard: None,
     };
     (folder, config)
 }

@@ -205,7 +205,7 @@ impl ShownFirst {
 }
 
 /// How one order of a pair came out, for the position statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderResult {
     /// Whether the stored chosen response was shown first.
     pub chosen_first: bool,

@@ -293,3 +293,115 @@ fn a_pool_spreads_requests_by_weight() {
     assert_eq!(h + l, 60.0);
     assert!(h / l > 1.8 && h / l < 5.0, "{h} vs {l}");
 }
+
+/// The rows of a run folder, every data file in name order (shards in order).
+fn all_rows(folder: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(folder.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|path| {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .collect()
+}
+
+#[test]
+fn shards_merged_equal_an_unsharded_run() {
+    let folder = tempfile::tempdir().unwrap();
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(42));
+    let stub = Stub::judging();
+    let whole = folder.path().join("whole");
+    succeeded(&rerank(&input, &whole, &stub.url, &["--format", "jsonl"]));
+    let sharded = folder.path().join("sharded");
+    for index in [2, 0, 1] {
+        let shard = format!("{index}/4");
+        succeeded(&rerank(
+            &input,
+            &sharded,
+            &stub.url,
+            &["--format", "jsonl", "--shard", &shard],
+        ));
+    }
+    // One shard missing: merge refuses.
+    let merge = |folder: &std::path::Path| rejudge().arg("merge").arg(folder).output().unwrap();
+    let stderr = exits_with(&merge(&sharded), 1);
+    assert!(
+        stderr.contains("1 of 4 shards are not finished: 3"),
+        "{stderr}"
+    );
+    // The last shard through the scheduler's environment, as a Slurm array task.
+    let run = rejudge()
+        .args([
+            "rerank",
+            "--quiet",
+            "--model",
+            "stub-judge",
+            "--format",
+            "jsonl",
+            "--shard",
+            "auto",
+            "--base-url",
+        ])
+        .arg(&stub.url)
+        .arg(&input)
+        .arg("--output")
+        .arg(&sharded)
+        .env("SLURM_ARRAY_TASK_ID", "4")
+        .env("SLURM_ARRAY_TASK_MIN", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "4")
+        .output()
+        .unwrap();
+    succeeded(&run);
+    assert!(sharded.join("data/train-00003-of-00004.jsonl").exists());
+    let merged = merge(&sharded);
+    let stdout = exits_with(&merged, 0);
+    assert!(
+        String::from_utf8_lossy(&merged.stdout).contains("merged 4 shards"),
+        "{stdout}"
+    );
+    assert_eq!(
+        all_rows(&sharded),
+        all_rows(&whole),
+        "the same rows, in the same order, with the same verdicts"
+    );
+    let (one, many) = (report(&whole), report(&sharded));
+    for key in ["rows", "outcomes", "positions", "mean_scores"] {
+        assert_eq!(one[key], many[key], "{key}");
+    }
+    assert_eq!(many["files"].as_array().unwrap().len(), 4);
+    for published in ["README.md", "review.html", "plots/outcomes.png"] {
+        assert!(sharded.join(published).exists(), "{published}");
+    }
+    let loaded = python(
+        "import sys, json, datasets\nd = datasets.load_dataset(sys.argv[1], split='train')\nprint(json.dumps({'rows': d.num_rows}))",
+        &[&sharded],
+    );
+    assert_eq!(loaded["rows"], 42, "the folder loads as one split");
+
+    // A shard judged with other settings is refused.
+    let odd = folder.path().join("odd");
+    for (index, seed) in [(0, "0"), (1, "7")] {
+        let shard = format!("{index}/2");
+        succeeded(&rerank(
+            &input,
+            &odd,
+            &stub.url,
+            &["--format", "jsonl", "--shard", &shard, "--seed", seed],
+        ));
+    }
+    let stderr = exits_with(&merge(&odd), 1);
+    assert!(
+        stderr.contains("shard 00001-of-00002 was judged with other judges or settings"),
+        "{stderr}"
+    );
+}
