@@ -115,8 +115,16 @@ pub async fn build(settings: &Settings) -> Result<AnyJudge> {
     if let Some(endpoints) = settings.endpoint.as_ref().filter(|e| !e.is_empty()) {
         return pool(settings, endpoints);
     }
-    let Some(base_url) = &settings.base_url else {
+    if settings.base_url.is_none() {
         return local(settings).await;
+    }
+    openai(settings)
+}
+
+/// The OpenAI-compatible judge at `--base-url`.
+pub fn openai(settings: &Settings) -> Result<AnyJudge> {
+    let Some(base_url) = &settings.base_url else {
+        bail!("--base-url is required for this judge");
     };
     if settings.model_file.is_some() {
         bail!("--base-url and --model-file pick different judges; give one of them");
@@ -271,7 +279,7 @@ pub fn is_demo_model(panel: &Panel) -> bool {
 
 /// The API key from the named variable, else `OPENAI_API_KEY`, else `HF_TOKEN` for Hugging Face
 /// hosts only: a Hub token must not reach any other server unasked. Never printed.
-fn api_key(name: Option<&str>, base_url: &str) -> Result<Option<ApiKey>> {
+pub fn api_key(name: Option<&str>, base_url: &str) -> Result<Option<ApiKey>> {
     match name {
         Some(name) => match variable(name) {
             Some(key) => Ok(Some(ApiKey::new(key))),

@@ -1,6 +1,7 @@
 //! Command-line flags and their resolution, with the environment and a config file, into the
 //! library's [`Settings`]; building the judge; printing results.
 
+mod batch;
 mod judge;
 mod progress;
 mod shard;
@@ -320,6 +321,8 @@ struct RerankArguments {
     /// (instead of --tie-margin), and the report records it.
     #[arg(long)]
     calibration: Option<PathBuf>,
+    #[command(flatten)]
+    batches: batch::BatchFlags,
     /// Show the first rendered prompt and a token estimate; call no judge.
     #[arg(long)]
     dry_run: bool,
@@ -450,12 +453,16 @@ struct Session {
 }
 
 impl Session {
-    fn start(settings: &Settings, quiet: bool) -> Result<Self> {
+    fn start(settings: &Settings, quiet: bool, batches: &batch::BatchFlags) -> Result<Self> {
         let config = run_config(settings)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let panel = runtime.block_on(judge::panel(settings))?;
+        let panel = if batches.deferred() {
+            batch::deferring_panel(settings)?
+        } else {
+            runtime.block_on(judge::panel(settings))?
+        };
         if judge::is_demo_model(&panel) {
             eprintln!(
                 "note: the judge is the tiny gemma-3-270m demo model; its verdicts show the pipeline working, not real quality"
@@ -516,7 +523,21 @@ fn rerank_command(arguments: &RerankArguments) -> Result<Finish> {
         print_dry_run(&input, &prompt, &settings)?;
         return Ok(Finish::Complete);
     }
-    let session = Session::start(&settings, arguments.quiet)?;
+    if let Some(path) = &arguments.batches.batch_export {
+        batch::export(&settings, &input, &prompt, &run_config(&settings)?, path)?;
+        return Ok(Finish::Complete);
+    }
+    let session = Session::start(&settings, arguments.quiet, &arguments.batches)?;
+    if arguments.batches.deferred() {
+        batch::fill_journal(
+            &arguments.batches,
+            &settings,
+            &input,
+            &prompt,
+            &session.config,
+            &session.runtime,
+        )?;
+    }
     let judges = session.panel.judges(session.max_spread);
     let Session {
         runtime,
@@ -545,7 +566,22 @@ fn eval_command(arguments: &EvalArguments) -> Result<Finish> {
         print_dry_run(&input, &prompt, &settings)?;
         return Ok(Finish::Complete);
     }
-    let session = Session::start(&settings, arguments.run.quiet)?;
+    if let Some(path) = &arguments.run.batches.batch_export {
+        batch::export(&settings, &input, &prompt, &run_config(&settings)?, path)?;
+        return Ok(Finish::Complete);
+    }
+    let batches = &arguments.run.batches;
+    let session = Session::start(&settings, arguments.run.quiet, batches)?;
+    if batches.deferred() {
+        batch::fill_journal(
+            batches,
+            &settings,
+            &input,
+            &prompt,
+            &session.config,
+            &session.runtime,
+        )?;
+    }
     let judges = session.panel.judges(session.max_spread);
     let Session {
         runtime,

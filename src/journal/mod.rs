@@ -179,6 +179,22 @@ enum Command {
     Record(Box<Entry>, Acknowledgement),
     IsEmpty(oneshot::Sender<Result<bool, Shared>>),
     Spent(oneshot::Sender<Result<f64, Shared>>),
+    Batches(oneshot::Sender<Result<Vec<BatchRecord>, Shared>>),
+    SaveBatch(BatchRecord, Acknowledgement),
+}
+
+/// A batch submitted to a provider's Batch API, kept so that a rerun resumes it instead of
+/// submitting its requests again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// The provider's batch id.
+    pub id: String,
+    /// The input file it was made from, as uploaded.
+    pub input_file: String,
+    /// Its last known status (`validating`, `in_progress`, `completed`, ...).
+    pub status: String,
+    /// Whether its answers are in the journal.
+    pub imported: bool,
 }
 
 /// A handle on the journal thread.
@@ -212,26 +228,7 @@ impl Journal {
             )
             .map_err(database)?;
         check_version(&connection, path)?;
-        connection
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS requests (
-                    key BLOB PRIMARY KEY,
-                    run BLOB NOT NULL,
-                    row_index INTEGER NOT NULL,
-                    status TEXT NOT NULL,
-                    response TEXT,
-                    judgment TEXT,
-                    prompt_tokens INTEGER NOT NULL,
-                    completion_tokens INTEGER NOT NULL,
-                    latency_ms INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL,
-                    error TEXT,
-                    recorded_at INTEGER NOT NULL,
-                    cost REAL NOT NULL DEFAULT 0
-                 ) WITHOUT ROWID;",
-            )
-            .map_err(database)?;
-        add_cost_column(&connection).map_err(database)?;
+        create_tables(&connection).map_err(database)?;
         let (commands, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("rejudge-journal".into())
@@ -264,6 +261,16 @@ impl Journal {
     /// Whether nothing is recorded yet (a fresh run need not look for earlier answers).
     pub async fn is_empty(&self) -> Result<bool, JournalError> {
         self.ask(Command::IsEmpty).await
+    }
+
+    /// The batches submitted so far, oldest first.
+    pub async fn batches(&self) -> Result<Vec<BatchRecord>, JournalError> {
+        self.ask(Command::Batches).await
+    }
+
+    /// Records a batch or its new status.
+    pub async fn save_batch(&self, record: BatchRecord) -> Result<(), JournalError> {
+        self.ask(|reply| Command::SaveBatch(record, reply)).await
     }
 
     /// What every request recorded so far cost, in US dollars.
@@ -334,6 +341,61 @@ fn check_version(connection: &Connection, path: &Path) -> Result<(), JournalErro
     }
 }
 
+fn batches(connection: &Connection) -> rusqlite::Result<Vec<BatchRecord>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, input_file, status, imported FROM batches ORDER BY created_at, id",
+    )?;
+    statement
+        .query_map([], |row| {
+            Ok(BatchRecord {
+                id: row.get(0)?,
+                input_file: row.get(1)?,
+                status: row.get(2)?,
+                imported: row.get(3)?,
+            })
+        })?
+        .collect()
+}
+
+fn save_batch(connection: &Connection, record: &BatchRecord) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO batches (id, input_file, status, imported, created_at)
+         VALUES (?1, ?2, ?3, ?4, strftime('%s', 'now'))
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, imported = excluded.imported",
+        params![record.id, record.input_file, record.status, record.imported],
+    )?;
+    Ok(())
+}
+
+/// The requests and batches tables, and the columns later versions added.
+fn create_tables(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(
+        "CREATE TABLE IF NOT EXISTS requests (
+            key BLOB PRIMARY KEY,
+            run BLOB NOT NULL,
+            row_index INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            response TEXT,
+            judgment TEXT,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            latency_ms INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            error TEXT,
+            recorded_at INTEGER NOT NULL,
+            cost REAL NOT NULL DEFAULT 0
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS batches (
+            id TEXT PRIMARY KEY,
+            input_file TEXT NOT NULL,
+            status TEXT NOT NULL,
+            imported INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL
+         );",
+    )?;
+    add_cost_column(connection)
+}
+
 /// Journals written before costs were recorded get the column, every earlier request at 0.
 fn add_cost_column(connection: &Connection) -> rusqlite::Result<()> {
     let mut columns = connection.prepare("SELECT name FROM pragma_table_info('requests')")?;
@@ -370,6 +432,12 @@ fn serve(mut connection: Connection, commands: &mpsc::Receiver<Command>) {
                     let _ = reply.send(spent.map_err(Arc::new));
                 }
                 Command::Record(entry, reply) => pending.push((entry, reply)),
+                Command::Batches(reply) => {
+                    let _ = reply.send(batches(&connection).map_err(Arc::new));
+                }
+                Command::SaveBatch(record, reply) => {
+                    let _ = reply.send(save_batch(&connection, &record).map_err(Arc::new));
+                }
             }
             handled += 1;
             if handled < GROUP_COMMIT {

@@ -91,6 +91,13 @@ pub enum JudgeError {
         /// The refusal text.
         text: String,
     },
+    /// No answer yet, and none will be asked for in this run (a batch run: the request waits
+    /// for the next batch).
+    #[error("{reason}")]
+    Deferred {
+        /// What to do about it.
+        reason: String,
+    },
     /// The in-process judge failed.
     #[error("{message}")]
     Local {
@@ -137,7 +144,9 @@ pub fn classify(error: &JudgeError) -> Class {
         | JudgeError::Transport { .. }
         | JudgeError::Malformed { .. } => Class::Transient,
         JudgeError::Tls { .. } | JudgeError::Request { .. } => Class::Setup,
-        JudgeError::Refusal { .. } | JudgeError::TooLarge { .. } => Class::Row,
+        JudgeError::Refusal { .. } | JudgeError::TooLarge { .. } | JudgeError::Deferred { .. } => {
+            Class::Row
+        }
         JudgeError::Local { stopped, .. } => {
             if *stopped {
                 Class::Setup

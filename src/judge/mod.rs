@@ -3,6 +3,7 @@
 //!
 //! A new backend is one file implementing [`Judge`] plus its variant in [`AnyJudge`].
 
+pub mod batch;
 pub mod error;
 pub mod limit;
 #[cfg(feature = "local")]
@@ -156,6 +157,8 @@ pub enum AnyJudge {
     OpenAi(OpenAiJudge),
     /// Several OpenAI-compatible endpoints serving one model.
     Pool(PoolJudge),
+    /// Answers from batches only: what the journal does not hold waits for the next batch.
+    Deferring(batch::Deferring),
     /// llama.cpp in-process.
     #[cfg(feature = "local")]
     Local(local::LocalJudge),
@@ -166,6 +169,7 @@ impl Judge for AnyJudge {
         match self {
             AnyJudge::OpenAi(judge) => judge.model(),
             AnyJudge::Pool(judge) => judge.model(),
+            AnyJudge::Deferring(judge) => judge.model(),
             #[cfg(feature = "local")]
             AnyJudge::Local(judge) => judge.model(),
         }
@@ -175,6 +179,7 @@ impl Judge for AnyJudge {
         match self {
             AnyJudge::OpenAi(judge) => judge.fingerprint(),
             AnyJudge::Pool(judge) => judge.fingerprint(),
+            AnyJudge::Deferring(judge) => judge.fingerprint(),
             #[cfg(feature = "local")]
             AnyJudge::Local(judge) => judge.fingerprint(),
         }
@@ -184,6 +189,7 @@ impl Judge for AnyJudge {
         match self {
             AnyJudge::OpenAi(judge) => judge.attempt(request).await,
             AnyJudge::Pool(judge) => judge.attempt(request).await,
+            AnyJudge::Deferring(judge) => judge.attempt(request).await,
             #[cfg(feature = "local")]
             AnyJudge::Local(judge) => judge.attempt(request).await,
         }
@@ -192,7 +198,7 @@ impl Judge for AnyJudge {
     fn endpoints(&self) -> Vec<EndpointFigures> {
         match self {
             AnyJudge::Pool(judge) => judge.figures(),
-            AnyJudge::OpenAi(_) => Vec::new(),
+            AnyJudge::OpenAi(_) | AnyJudge::Deferring(_) => Vec::new(),
             #[cfg(feature = "local")]
             AnyJudge::Local(_) => Vec::new(),
         }

@@ -158,23 +158,58 @@ impl OpenAiJudge {
                 retry_after: retry_after.or(pause),
             });
         }
-        let mut reply = reply_of(&body, structured, self.config.sampling.mode).map_err(
-            |error| match error {
+        let mut reply = self.completion(&body, structured)?;
+        reply.pause = pause;
+        Ok(reply)
+    }
+
+    /// A 2xx body as a reply, scrubbed of secrets; a refusal or a body that is not a chat
+    /// completion is an error.
+    fn completion(&self, body: &[u8], structured: bool) -> Result<Reply, JudgeError> {
+        let mut reply =
+            reply_of(body, structured, self.config.sampling.mode).map_err(|error| match error {
                 Unreadable::Refusal(text) => JudgeError::Refusal {
                     text: self.redactor.scrub(&text).into_owned(),
                 },
                 Unreadable::Malformed => JudgeError::Malformed {
                     url: self.shown_url.clone(),
-                    body: self.redactor.scrub(&excerpt(&body)).into_owned(),
+                    body: self.redactor.scrub(&excerpt(body)).into_owned(),
                 },
-            },
-        )?;
+            })?;
         // A server can echo the request into the completion itself.
         if let std::borrow::Cow::Owned(clean) = self.redactor.scrub(&reply.text) {
             reply.text = clean;
         }
-        reply.pause = pause;
         Ok(reply)
+    }
+
+    /// Whether requests carry the judgment's JSON schema (`response_format`).
+    fn structured(&self) -> bool {
+        self.structured_output.load(Ordering::Relaxed) && self.config.sampling.mode == Mode::Rating
+    }
+
+    /// The body of the request this judge would send for `request`, for a batch file.
+    pub fn request_body(&self, request: &JudgeRequest) -> Value {
+        self.body(request, self.structured())
+    }
+
+    /// Reads one answer of a batch output file: its HTTP status and body.
+    pub fn read_batch_answer(&self, status: u16, body: &[u8]) -> Result<Reply, JudgeError> {
+        if !(200..300).contains(&status) {
+            return Err(JudgeError::Status {
+                status,
+                url: "batch".to_owned(),
+                request_id: None,
+                body: self.redactor.scrub(&server_words(body)).into_owned(),
+                retry_after: None,
+            });
+        }
+        self.completion(body, self.structured())
+    }
+
+    /// A redactor for the secrets this judge knows.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The body, up to the configured size; a larger one is refused without reading it whole.

@@ -375,29 +375,12 @@ impl<J: Judge> Asker<'_, J> {
             let request = JudgeRequest {
                 messages: messages.to_vec(),
             };
-            let allowance = self.config.pacing.completion_allowance;
-            let worst = seat.prices.map_or(0.0, |p| p.worst(&request, allowance));
-            let reservation = self
-                .budget
-                .reserve(worst)
-                .map_err(|spent| RunError::Budget {
-                    spent,
-                    cap: self.budget.cap().unwrap_or(0.0),
-                })?;
-            self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            let reply = self.call(seat, &request).await;
-            // A server that reports no usage is charged the worst case: the cap must hold.
-            let cost = match (&reply, seat.prices) {
-                (Ok(Ok(reply)), Some(prices)) if reply.usage != Usage::default() => {
-                    prices.of(reply.usage)
-                }
-                (Ok(Ok(_)), Some(_)) => worst,
-                _ => 0.0,
-            };
-            self.budget.commit(reservation, cost);
-            (reply?, cost)
+            self.paid_call(seat, &request).await?
         };
         let (reply, cost) = reply;
+        // A request deferred to the next batch was not asked: the journal keeps what it had
+        // (a batch's failure, say), and the sent count does not grow.
+        let deferred = matches!(&reply, Err(failure) if matches!(failure.error, crate::judge::JudgeError::Deferred { .. }));
         let (mut entry, asked, usage) = match reply {
             Ok(reply) => self.read(key, index, &reply),
             Err(failure) => {
@@ -407,7 +390,11 @@ impl<J: Judge> Asker<'_, J> {
             }
         };
         entry.cost = cost;
-        self.journal.record(entry).await?;
+        if deferred {
+            self.counters.sent.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.journal.record(entry).await?;
+        }
         Ok((
             asked,
             Cost {
@@ -415,6 +402,36 @@ impl<J: Judge> Asker<'_, J> {
                 from_journal: false,
             },
         ))
+    }
+
+    /// A call within the budget: its worst case is reserved first, and replaced by its real
+    /// cost after.
+    async fn paid_call(
+        &self,
+        seat: &Seat<'_, J>,
+        request: &JudgeRequest,
+    ) -> Result<(Result<Reply, Failure>, f64), RunError> {
+        let allowance = self.config.pacing.completion_allowance;
+        let worst = seat.prices.map_or(0.0, |p| p.worst(request, allowance));
+        let reservation = self
+            .budget
+            .reserve(worst)
+            .map_err(|spent| RunError::Budget {
+                spent,
+                cap: self.budget.cap().unwrap_or(0.0),
+            })?;
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let reply = self.call(seat, request).await;
+        // A server that reports no usage is charged the worst case: the cap must hold.
+        let cost = match (&reply, seat.prices) {
+            (Ok(Ok(reply)), Some(prices)) if reply.usage != Usage::default() => {
+                prices.of(reply.usage)
+            }
+            (Ok(Ok(_)), Some(_)) => worst,
+            _ => 0.0,
+        };
+        self.budget.commit(reservation, cost);
+        Ok((reply?, cost))
     }
 
     /// The judge's reply through the gate: the run's first request goes alone, and a setup
@@ -452,30 +469,7 @@ impl<J: Judge> Asker<'_, J> {
 
     /// Parses a reply into the entry to record and the outcome of the request.
     fn read(&self, key: RequestKey, index: u64, reply: &Reply) -> (Entry, Asked, Usage) {
-        let usage = reply.usage;
-        let format = if reply.structured {
-            AnswerFormat::Schema
-        } else {
-            AnswerFormat::Text
-        };
-        let parsed = match self.prompt.mode() {
-            Mode::Rating => parse_judgment(&reply.text, format),
-            Mode::Pairwise => parse_preference(&reply.text),
-        };
-        match parsed {
-            Ok(judgment) => {
-                let judgment = with_probabilities(judgment, reply);
-                let mut entry = self.entry(key, index, EntryStatus::Ok, Some(reply), None);
-                entry.judgment = Some(judgment.clone());
-                (entry, Asked::Judged(judgment), usage)
-            }
-            Err(error) => {
-                let status = EntryStatus::Unparseable;
-                let entry = self.entry(key, index, status, Some(reply), Some(error.clone()));
-                let text = entry.response.clone().unwrap_or_default();
-                (entry, Asked::Unparseable { text, error }, usage)
-            }
-        }
+        read_reply(key, self.run, index, self.prompt.mode(), reply)
     }
 
     fn entry(
@@ -486,22 +480,68 @@ impl<J: Judge> Asker<'_, J> {
         reply: Option<&Reply>,
         error: Option<String>,
     ) -> Entry {
-        Entry {
-            key,
-            run: self.run,
-            row_index,
-            status,
-            response: reply.map(|r| truncated(&r.text, STORED_ANSWER)),
-            judgment: None,
-            prompt_tokens: reply.map_or(0, |r| r.usage.prompt_tokens),
-            completion_tokens: reply.map_or(0, |r| r.usage.completion_tokens),
-            cost: 0.0,
-            latency_ms: reply.map_or(0, |r| {
-                u64::try_from(r.latency.as_millis()).unwrap_or(u64::MAX)
-            }),
-            attempts: reply.map_or(0, |r| r.attempts),
-            error,
+        entry(key, self.run, row_index, status, reply, error)
+    }
+}
+
+/// Parses a reply of the `mode` protocol into the entry to record and the request's outcome.
+pub(super) fn read_reply(
+    key: RequestKey,
+    run: RequestKey,
+    index: u64,
+    mode: Mode,
+    reply: &Reply,
+) -> (Entry, Asked, Usage) {
+    let usage = reply.usage;
+    let format = if reply.structured {
+        AnswerFormat::Schema
+    } else {
+        AnswerFormat::Text
+    };
+    let parsed = match mode {
+        Mode::Rating => parse_judgment(&reply.text, format),
+        Mode::Pairwise => parse_preference(&reply.text),
+    };
+    match parsed {
+        Ok(judgment) => {
+            let judgment = with_probabilities(judgment, reply);
+            let mut entry = entry(key, run, index, EntryStatus::Ok, Some(reply), None);
+            entry.judgment = Some(judgment.clone());
+            (entry, Asked::Judged(judgment), usage)
         }
+        Err(error) => {
+            let status = EntryStatus::Unparseable;
+            let entry = entry(key, run, index, status, Some(reply), Some(error.clone()));
+            let text = entry.response.clone().unwrap_or_default();
+            (entry, Asked::Unparseable { text, error }, usage)
+        }
+    }
+}
+
+/// The journal entry of one request.
+pub(super) fn entry(
+    key: RequestKey,
+    run: RequestKey,
+    row_index: u64,
+    status: EntryStatus,
+    reply: Option<&Reply>,
+    error: Option<String>,
+) -> Entry {
+    Entry {
+        key,
+        run,
+        row_index,
+        status,
+        response: reply.map(|r| truncated(&r.text, STORED_ANSWER)),
+        judgment: None,
+        prompt_tokens: reply.map_or(0, |r| r.usage.prompt_tokens),
+        completion_tokens: reply.map_or(0, |r| r.usage.completion_tokens),
+        cost: 0.0,
+        latency_ms: reply.map_or(0, |r| {
+            u64::try_from(r.latency.as_millis()).unwrap_or(u64::MAX)
+        }),
+        attempts: reply.map_or(0, |r| r.attempts),
+        error,
     }
 }
 
@@ -566,7 +606,7 @@ fn with_probabilities(mut judgment: Judgment, reply: &Reply) -> Judgment {
 
 /// The conversation so far, the start of the unreadable answer (never all of it: an answer can
 /// be huge, and it goes back to a paid endpoint), and a reminder of the expected shape.
-fn reminder_messages(
+pub(super) fn reminder_messages(
     mut messages: Vec<ChatMessage>,
     answer: &str,
     error: &str,

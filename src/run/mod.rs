@@ -7,6 +7,7 @@
 //! become data; only input, output and journal errors stop a run.
 
 mod ask;
+mod batch;
 mod budget;
 mod folder;
 mod shard;
@@ -15,6 +16,7 @@ mod sink;
 mod tests;
 
 pub use ask::Cost;
+pub use batch::{BatchError, Driven, Exported, Imported, drive, export, import};
 pub use budget::Prices;
 pub use shard::{MergeError, Shard, merge_shards};
 
@@ -150,6 +152,9 @@ pub enum RunError {
     /// Shards cannot be merged.
     #[error(transparent)]
     Merge(Box<MergeError>),
+    /// A batch file or the Batch API failed.
+    #[error(transparent)]
+    Batch(Box<BatchError>),
     /// The budget would be passed by the next request; every answer received is in the journal.
     #[error("budget reached: ${spent:.4} of ${cap:.4}; raise --max-cost and rerun to continue")]
     Budget {

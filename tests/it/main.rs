@@ -16,6 +16,7 @@
     clippy::redundant_closure_for_method_calls
 )]
 
+mod batch;
 mod e2e;
 mod eval;
 mod faults;
