@@ -206,6 +206,32 @@ impl Input {
         Ok(Self::mapped(dataset, columns))
     }
 
+    /// Opens several files of one format as one input (see [`Dataset::open_files`]).
+    pub fn open_files(
+        paths: &[PathBuf],
+        overrides: &ColumnOverrides,
+    ) -> Result<Self, DatasetError> {
+        let dataset = Dataset::open_files(paths)?;
+        let columns = ColumnMap::detect(
+            dataset.path(),
+            dataset.schema(),
+            overrides,
+            dataset.first_row(),
+        )?;
+        Ok(Self::mapped(dataset, columns))
+    }
+
+    /// Opens several files of one format as one human-labelled set for `eval`.
+    pub fn open_labelled_files(
+        paths: &[PathBuf],
+        overrides: &ColumnOverrides,
+    ) -> Result<Self, DatasetError> {
+        let dataset = Dataset::open_files(paths)?;
+        let (path, schema) = (dataset.path(), dataset.schema());
+        let columns = ColumnMap::detect_labelled(path, schema, overrides, dataset.first_row())?;
+        Ok(Self::mapped(dataset, columns))
+    }
+
     fn mapped(dataset: Dataset, columns: ColumnMap) -> Self {
         let samples = columns
             .conversations(dataset.first_row())
