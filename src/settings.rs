@@ -79,6 +79,15 @@ pub struct SettingsLayer {
     pub gold_column: Option<String>,
     pub category_column: Option<String>,
     pub target_agreement: Option<f64>,
+    // --- Hugging Face Hub: hf:// inputs and pushes ---
+    pub subset: Option<String>,
+    pub split: Option<String>,
+    pub push_to_hub: Option<String>,
+    pub private: Option<bool>,
+    pub revision: Option<String>,
+    pub push_journal: Option<bool>,
+    pub hf_token_env: Option<String>,
+    // --- end of the Hugging Face Hub's keys ---
     /// A panel: several judges, each a table of its own (config file only).
     pub judges: Option<Vec<JudgeEntry>>,
     /// How a panel combines (config file only).
@@ -199,6 +208,15 @@ impl SettingsLayer {
             gold_column,
             category_column,
             target_agreement,
+            // Hugging Face Hub
+            subset,
+            split,
+            push_to_hub,
+            private,
+            revision,
+            push_journal,
+            hf_token_env,
+            // end of the Hugging Face Hub's keys
             judges,
             panel,
             escalation
@@ -297,6 +315,22 @@ pub struct Settings {
     pub category_column: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_agreement: Option<f64>,
+    // --- Hugging Face Hub: hf:// inputs and pushes ---
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_to_hub: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub push_journal: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf_token_env: Option<String>,
+    // --- end of the Hugging Face Hub's keys ---
     // Tables last: TOML writes plain keys before tables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panel: Option<PanelSettings>,
@@ -350,6 +384,15 @@ impl Settings {
             gold_column: layer.gold_column,
             category_column: layer.category_column,
             target_agreement: layer.target_agreement,
+            // Hugging Face Hub
+            subset: layer.subset,
+            split: layer.split,
+            push_to_hub: layer.push_to_hub,
+            private: layer.private.unwrap_or(false),
+            revision: layer.revision,
+            push_journal: layer.push_journal.unwrap_or(false),
+            hf_token_env: layer.hf_token_env,
+            // end of the Hugging Face Hub's keys
             panel: layer.panel,
             escalation: layer.escalation,
             judges: layer.judges,
@@ -513,6 +556,9 @@ fn default_output(input: &str) -> PathBuf {
 
 /// `INPUT's name + "-" + suffix`, in the current folder: the default output of a command.
 pub fn output_named(input: &str, suffix: &str) -> PathBuf {
+    // An hf://datasets/ORG/NAME[@REVISION] input is named by NAME.
+    let hub_name = crate::hub::DatasetAddress::parse(input).map(|a| a.repo.name().to_owned());
+    let input = hub_name.as_deref().unwrap_or(input);
     let stem = Path::new(input.trim_end_matches('/'))
         .file_stem()
         .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());

@@ -20,6 +20,7 @@ mod e2e;
 mod eval;
 mod faults;
 mod hardening;
+mod hub;
 mod journal;
 mod rerank;
 mod settings;
