@@ -19,6 +19,10 @@ const MAX_JSON_BYTES: usize = 64 << 20;
 const MAX_ERROR_BYTES: usize = 16 << 10;
 /// The most of the Hub's words an error message keeps.
 const EXCERPT_CHARS: usize = 300;
+/// Tries of a request that may be repeated.
+const ATTEMPTS: u32 = 3;
+/// The pause before the second try; it doubles after each.
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
 /// A client for one endpoint and one token.
 pub(crate) struct Client {
@@ -87,8 +91,41 @@ impl Client {
         self.http.request(method, url)
     }
 
-    /// Sends a request; a failure to connect or a broken answer becomes [`HubError::Network`].
+    /// Sends a request that may be repeated (every request but a commit): a failure to connect,
+    /// a server error or a rate limit is tried again, twice at most, after a pause.
     pub(crate) async fn send(
+        &self,
+        target: &Target,
+        builder: RequestBuilder,
+    ) -> Result<Response, HubError> {
+        let mut builder = builder;
+        let mut pause = FIRST_PAUSE;
+        let mut attempt = 1;
+        loop {
+            let again = (attempt < ATTEMPTS).then(|| builder.try_clone()).flatten();
+            let result = self.send_once(target, builder).await;
+            let transient = match &result {
+                Ok(response) => {
+                    let status = response.status();
+                    status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                }
+                Err(error) => matches!(error, HubError::Network { .. }),
+            };
+            match again {
+                Some(next) if transient => {
+                    builder = next;
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    /// Sends a request once; a failure to connect or a broken answer becomes
+    /// [`HubError::Network`].
+    pub(crate) async fn send_once(
         &self,
         target: &Target,
         builder: RequestBuilder,

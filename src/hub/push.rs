@@ -511,7 +511,9 @@ async fn commit(
         .request(Method::POST, url)
         .header(CONTENT_TYPE, "application/x-ndjson")
         .body(body);
-    let response = client.send(&target, request).await?;
+    // Sent once: a commit whose answer was lost may have happened, and the rerun's preupload
+    // finds out.
+    let response = client.send_once(&target, request).await?;
     let response = client.check(&target, response, Access::Write).await?;
     let answer: CommitAnswer = client.json(&target, response).await?;
     Ok(answer.commit)

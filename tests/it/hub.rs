@@ -990,6 +990,8 @@ fn rejudge_push_sends_the_journal_only_when_asked_to_a_branch_and_nothing_twice(
             .env("HF_TOKEN", TOKEN);
         run(command)
     };
+    // One passing server error is tried again.
+    hub.fail(&json!({"path": "/preupload/", "status": 503, "times": 1}));
     succeeded(&push(&[]));
     assert_eq!(
         hub.files("org/out2", "main"),
@@ -1142,4 +1144,47 @@ fn a_model_file_lands_in_the_same_cache_and_is_found_again_offline() {
         matches!(error, rejudge::hub::HubError::NotCached { .. }),
         "{error}"
     );
+}
+
+#[test]
+fn a_dataset_huggingface_hub_downloaded_is_read_offline_without_the_hub() {
+    let place = Place::new();
+    let rows = keyword_rows(6);
+    seed(
+        &place.root(),
+        "org/fetched",
+        &[
+            ("README.md", CARD.as_bytes().to_vec()),
+            ("data/train-00000-of-00001.jsonl", jsonl(&rows)),
+            ("data/test-00000-of-00001.jsonl", jsonl(&rows[..2])),
+        ],
+        &[],
+    );
+    let hub = FakeHub::start(&place.root(), &[]);
+    let snapshot = place.python(
+        &hub.url,
+        "import json\nfrom huggingface_hub import snapshot_download\nprint(json.dumps(snapshot_download('org/fetched', repo_type='dataset')))",
+        &[],
+    );
+    assert!(
+        snapshot
+            .as_str()
+            .unwrap()
+            .contains("datasets--org--fetched"),
+        "{snapshot}"
+    );
+    let endpoint = hub.url.clone();
+    drop(hub);
+    let stub = Stub::judging();
+    let output = place.path("out");
+    let mut command = place.rejudge(
+        &endpoint,
+        &["rerank", "hf://datasets/org/fetched", "--quiet", "--output"],
+    );
+    command
+        .arg(&output)
+        .args(["--base-url", &stub.url, "--model", "stub-judge"])
+        .env("HF_HUB_OFFLINE", "1");
+    succeeded(&run(command));
+    assert_eq!(ids_and_outcomes(&output), expected(0..6));
 }
