@@ -1045,6 +1045,25 @@ fn rejudge_push_sends_the_journal_only_when_asked_to_a_branch_and_nothing_twice(
         .arg("org/out3")
         .env("HF_TOKEN", TOKEN);
     assert!(exits_with(&run(command), 1).contains("not the output of a finished run"));
+
+    // The same run written as JSON Lines: the push replaces the Parquet file, whose name the
+    // card's data/train* pattern would otherwise still match.
+    succeeded(&rerank(
+        &place.path("pairs.jsonl"),
+        &output,
+        &stub.url,
+        &["--format", "jsonl"],
+    ));
+    let replaced = push(&[]);
+    succeeded(&replaced);
+    assert!(
+        stdout(&replaced).contains("1 deleted"),
+        "{}",
+        stdout(&replaced)
+    );
+    let files = hub.files("org/out2", "main");
+    assert!(files.contains(&"data/train.jsonl".to_owned()), "{files:?}");
+    assert!(!files.iter().any(|f| f.ends_with(".parquet")), "{files:?}");
 }
 
 #[test]
