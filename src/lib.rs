@@ -14,6 +14,8 @@
 //! - [`journal`]: the crash-safe store of every request, for exact resume;
 //! - [`run`]: the pipeline that ties them together;
 //! - [`report`]: statistics, `report.json` and the dataset card;
+//! - [`hub`]: the Hugging Face Hub: a dataset's split into the standard cache, the in-process
+//!   judge's model file, and an output folder pushed as one commit;
 //! - [`settings`]: flags, environment and config file resolved into one struct;
 //! - [`secrets`]: keeping API keys and credentials out of everything stored or shown.
 //!
@@ -57,6 +59,7 @@
 #![cfg_attr(test, allow(clippy::float_cmp))]
 
 pub mod dataset;
+pub mod hub;
 pub mod journal;
 pub mod judge;
 pub mod prompt;

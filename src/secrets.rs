@@ -132,8 +132,9 @@ fn percent_encoded(text: &str) -> String {
     encoded
 }
 
-/// Standard base64 with padding, for the `Basic` header value a server might echo.
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 with padding, for the `Basic` header value a server might echo, and for the
+/// file contents of a Hub commit.
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -90,6 +90,14 @@ pub struct SettingsLayer {
     pub shard: Option<crate::run::Shard>,
     /// A pool of endpoints serving the judge's model (`--base-url` given several times).
     pub endpoint: Option<Vec<EndpointEntry>>,
+    // The Hugging Face Hub: hf:// inputs and pushes.
+    pub subset: Option<String>,
+    pub split: Option<String>,
+    pub push_to_hub: Option<String>,
+    pub private: Option<bool>,
+    pub revision: Option<String>,
+    pub push_journal: Option<bool>,
+    pub hf_token_env: Option<String>,
     /// A panel: several judges, each a table of its own (config file only).
     pub judges: Option<Vec<JudgeEntry>>,
     /// How a panel combines (config file only).
@@ -249,6 +257,14 @@ impl SettingsLayer {
             max_cost,
             shard,
             endpoint,
+            // Hugging Face Hub
+            subset,
+            split,
+            push_to_hub,
+            private,
+            revision,
+            push_journal,
+            hf_token_env,
             judges,
             panel,
             escalation
@@ -358,6 +374,21 @@ pub struct Settings {
     pub price_output: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
+    // The Hugging Face Hub: hf:// inputs and pushes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_to_hub: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub push_journal: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hf_token_env: Option<String>,
     // Tables last: TOML writes plain keys before tables. The shard is left out: the written
     // settings describe the whole job, and each shard is started with its own `--shard`.
     #[serde(skip_serializing)]
@@ -372,18 +403,25 @@ pub struct Settings {
     pub endpoint: Option<Vec<EndpointEntry>>,
 }
 
+/// The journal in the output folder. Shards share the folder but not a journal: SQLite is not
+/// for several writers on a network file system.
+fn default_journal(output: &Path, shard: Option<crate::run::Shard>) -> PathBuf {
+    match shard {
+        Some(shard) => output.join(format!("journal-{}.sqlite", shard.label())),
+        None => output.join("journal.sqlite"),
+    }
+}
+
 impl Settings {
     /// Resolves a layer (flags over environment over config file) with the defaults, checking
     /// every value.
+    #[allow(clippy::too_many_lines, reason = "one line per setting")]
     pub fn resolve(layer: SettingsLayer) -> Result<Settings, SettingsError> {
         let input = layer.input.ok_or(SettingsError::MissingInput)?;
         let output = layer.output.unwrap_or_else(|| default_output(&input));
-        // Shards share the output folder but not a journal: SQLite is not for several writers
-        // on a network file system.
-        let journal = layer.journal.unwrap_or_else(|| match layer.shard {
-            Some(shard) => output.join(format!("journal-{}.sqlite", shard.label())),
-            None => output.join("journal.sqlite"),
-        });
+        let journal = layer
+            .journal
+            .unwrap_or_else(|| default_journal(&output, layer.shard));
         let settings = Settings {
             input,
             journal,
@@ -426,6 +464,14 @@ impl Settings {
             price_output: layer.price_output,
             max_cost: layer.max_cost,
             shard: layer.shard,
+            // Hugging Face Hub
+            subset: layer.subset,
+            split: layer.split,
+            push_to_hub: layer.push_to_hub,
+            private: layer.private.unwrap_or(false),
+            revision: layer.revision,
+            push_journal: layer.push_journal.unwrap_or(false),
+            hf_token_env: layer.hf_token_env,
             panel: layer.panel,
             escalation: layer.escalation,
             judges: layer.judges,
@@ -629,6 +675,9 @@ fn default_output(input: &str) -> PathBuf {
 
 /// `INPUT's name + "-" + suffix`, in the current folder: the default output of a command.
 pub fn output_named(input: &str, suffix: &str) -> PathBuf {
+    // An hf://datasets/ORG/NAME[@REVISION] input is named by NAME.
+    let hub_name = crate::hub::DatasetAddress::parse(input).map(|a| a.repo.name().to_owned());
+    let input = hub_name.as_deref().unwrap_or(input);
     let stem = Path::new(input.trim_end_matches('/'))
         .file_stem()
         .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned());

@@ -188,22 +188,15 @@ fn pool(settings: &Settings, endpoints: &[rejudge::settings::EndpointEntry]) -> 
     Ok(AnyJudge::Pool(PoolJudge::new(members)))
 }
 
-fn variable(name: &str) -> Option<String> {
+/// A variable's value, `None` when unset or blank.
+pub fn variable(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 #[cfg(feature = "local")]
 async fn local(settings: &Settings) -> Result<AnyJudge> {
-    use rejudge::judge::local::{HubOptions, LocalConfig, LocalJudge, resolve_model};
-    let hub = HubOptions {
-        token: variable("HF_TOKEN"),
-        offline: variable("HF_HUB_OFFLINE")
-            .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
-        cache: variable("HF_HUB_CACHE")
-            .map(std::path::PathBuf::from)
-            .or_else(|| variable("HF_HOME").map(|home| std::path::PathBuf::from(home).join("hub"))),
-        endpoint: variable("HF_ENDPOINT"),
-    };
+    use rejudge::judge::local::{LocalConfig, LocalJudge, resolve_model};
+    let hub = super::hub::options(settings.hf_token_env.as_deref())?;
     let path = resolve_model(settings.model_file.as_deref(), &hub).await?;
     let config = LocalConfig {
         model_path: path,

@@ -2,6 +2,7 @@
 //! library's [`Settings`]; building the judge; printing results.
 
 mod batch;
+mod hub;
 mod judge;
 mod progress;
 mod shard;
@@ -16,7 +17,7 @@ use rejudge::report::{Calibration, EvalSettings};
 use rejudge::run::{Input, RunConfig, Stop, dry_run, evaluate, rerank};
 use rejudge::settings::{LanguageChoice, Settings, SettingsLayer};
 use rejudge::verdict::Inconsistent;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Re-rank preference datasets with an LLM judge: swap wrong pairs, flag ties, keep every row.
@@ -38,6 +39,9 @@ enum Command {
     /// Check the shards of an output folder (from `rerank --shard`) and write the report, the
     /// card, the plots and the review page of the whole.
     Merge(MergeArguments),
+    /// Upload an output folder to a Hugging Face Hub dataset repository in one commit (what
+    /// --push-to-hub does after a run).
+    Push(Box<hub::PushArguments>),
 }
 
 /// `rejudge merge OUTPUT`.
@@ -189,7 +193,8 @@ impl From<OrderFlag> for Order {
 #[derive(Debug, clap::Args)]
 #[allow(clippy::struct_excessive_bools)]
 struct RerankArguments {
-    /// The dataset: .jsonl, .json, .parquet, .csv, or a folder of Parquet shards.
+    /// The dataset: .jsonl, .json, .parquet, .csv, a folder of Parquet shards, or
+    /// hf://datasets/ORG/NAME[@REVISION] on the Hugging Face Hub.
     input: Option<String>,
     /// A TOML file with settings, keyed like these flags (e.g. an earlier run's
     /// OUTPUT/rejudge.toml); flags and environment win over it.
@@ -329,6 +334,35 @@ struct RerankArguments {
     /// No progress bar or progress lines.
     #[arg(short, long)]
     quiet: bool,
+
+    // The Hugging Face Hub: hf:// inputs and pushes.
+    /// The subset of an hf:// dataset: what `datasets` calls its config and the Hub's pages a
+    /// subset (named so because --config is rejudge's settings file) [default: the card's
+    /// default].
+    #[arg(long, help_heading = "Hugging Face Hub")]
+    subset: Option<String>,
+    /// The split of an hf:// dataset [default: train].
+    #[arg(long, help_heading = "Hugging Face Hub")]
+    split: Option<String>,
+    /// After a run with every row done, upload the output folder to this Hub dataset
+    /// repository in one commit (created when missing).
+    #[arg(long, value_name = "ORG/NAME", help_heading = "Hugging Face Hub")]
+    push_to_hub: Option<String>,
+    /// With --push-to-hub: create the repository as private; refuse to push to it if it exists
+    /// and is public.
+    #[arg(long, help_heading = "Hugging Face Hub")]
+    private: bool,
+    /// With --push-to-hub: the branch to push to [default: main]; created from main when
+    /// missing.
+    #[arg(long, value_name = "BRANCH", help_heading = "Hugging Face Hub")]
+    revision: Option<String>,
+    /// With --push-to-hub: also push the journal (every request and answer).
+    #[arg(long, help_heading = "Hugging Face Hub")]
+    push_journal: bool,
+    /// Environment variable holding the Hub token [default: HF_TOKEN, then the token file
+    /// `hf auth login` writes].
+    #[arg(long, help_heading = "Hugging Face Hub")]
+    hf_token_env: Option<String>,
 }
 
 impl RerankArguments {
@@ -374,6 +408,14 @@ impl RerankArguments {
             price_input: self.price_input,
             price_output: self.price_output,
             max_cost: self.max_cost,
+            // Hugging Face Hub
+            subset: self.subset.clone(),
+            split: self.split.clone(),
+            push_to_hub: self.push_to_hub.clone(),
+            private: self.private.then_some(true),
+            revision: self.revision.clone(),
+            push_journal: self.push_journal.then_some(true),
+            hf_token_env: self.hf_token_env.clone(),
             ..SettingsLayer::default()
         }
     }
@@ -426,6 +468,7 @@ pub fn execute(arguments: Arguments) -> Result<Finish> {
         Command::Rerank(arguments) => rerank_command(&arguments),
         Command::Eval(arguments) => eval_command(&arguments),
         Command::Merge(arguments) => merge_command(&arguments),
+        Command::Push(arguments) => hub::push_command(&arguments),
     }
 }
 
@@ -517,7 +560,8 @@ fn scoring_name(scoring: Scoring) -> &'static str {
 
 fn rerank_command(arguments: &RerankArguments) -> Result<Finish> {
     let settings = arguments.settings()?;
-    let input = Input::open(Path::new(&settings.input), &settings.column_overrides())?;
+    hub::check_push(&settings)?;
+    let input = hub::open_input(&settings, false)?;
     let prompt = prompt(&settings, &input)?;
     if arguments.dry_run {
         print_dry_run(&input, &prompt, &settings)?;
@@ -555,12 +599,15 @@ fn rerank_command(arguments: &RerankArguments) -> Result<Finish> {
         report.output.display(),
         settings.output.join("report.json").display()
     );
-    Ok(finish(&report))
+    let finished = finish(&report);
+    hub::push_after_run(&settings, &finished)?;
+    Ok(finished)
 }
 
 fn eval_command(arguments: &EvalArguments) -> Result<Finish> {
     let settings = arguments.settings()?;
-    let input = Input::open_labelled(Path::new(&settings.input), &settings.column_overrides())?;
+    hub::check_push(&settings)?;
+    let input = hub::open_input(&settings, true)?;
     let prompt = prompt(&settings, &input)?;
     if arguments.run.dry_run {
         print_dry_run(&input, &prompt, &settings)?;
@@ -613,7 +660,9 @@ fn eval_command(arguments: &EvalArguments) -> Result<Finish> {
         );
     }
     println!("wrote {}", settings.output.join("eval.json").display());
-    Ok(finish(&report))
+    let finished = finish(&report);
+    hub::push_after_run(&settings, &finished)?;
+    Ok(finished)
 }
 
 /// How a finished run ends: failed rows ask for a rerun.

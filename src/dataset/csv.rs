@@ -11,26 +11,43 @@ use std::sync::Arc;
 
 type Opened = (SchemaRef, u64, RecordBatch, Source);
 
-/// Reads a CSV file through: the header has no repeated names and every record parses.
-pub(crate) fn open(path: &Path) -> Result<Opened, DatasetError> {
-    let (headers, records) = reader(path)?;
-    let fields: Vec<Field> = headers
-        .iter()
-        .map(|name| Field::new(name, DataType::Utf8, true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
+/// Reads CSV files through: every header is the first file's, with no repeated names, and every
+/// record parses.
+pub(crate) fn open(paths: &[PathBuf]) -> Result<Opened, DatasetError> {
+    let mut schema: Option<SchemaRef> = None;
     let mut rows = 0u64;
     let mut first = None;
-    for record in records {
-        let record = record?;
-        if first.is_none() {
-            first = Some(to_batch(path, &schema, &[record])?);
+    for path in paths {
+        let (headers, records) = reader(path)?;
+        let file_schema = schema.get_or_insert_with(|| {
+            let fields: Vec<Field> = headers
+                .iter()
+                .map(|name| Field::new(name, DataType::Utf8, true))
+                .collect();
+            Arc::new(Schema::new(fields))
+        });
+        let names = file_schema.fields().iter().map(|field| field.name());
+        if !names.eq(headers.iter()) {
+            return Err(DatasetError::Unreadable {
+                path: path.clone(),
+                message: format!(
+                    "this file's header differs from that of {}",
+                    paths[0].display()
+                ),
+            });
         }
-        rows += 1;
+        for record in records {
+            let record = record?;
+            if first.is_none() {
+                first = Some(to_batch(path, file_schema, &[record])?);
+            }
+            rows += 1;
+        }
     }
+    let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
     let first = first.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
     let source = CsvSource {
-        path: path.to_path_buf(),
+        paths: paths.to_vec(),
     };
     Ok((schema, rows, first, Source::Csv(source)))
 }
@@ -107,28 +124,41 @@ fn to_batch(
         .map_err(|e| DatasetError::arrow(path, "building a batch", e))
 }
 
-/// Re-reads a CSV file that the first pass accepted.
+/// Re-reads the CSV files that the first pass accepted.
 pub(crate) struct CsvSource {
-    path: PathBuf,
+    paths: Vec<PathBuf>,
 }
 
 impl CsvSource {
+    /// The batches of every file in turn; no batch spans two files.
     pub(crate) fn batches(
         &self,
         schema: SchemaRef,
-    ) -> Result<impl Iterator<Item = Result<RecordBatch, DatasetError>> + Send + use<>, DatasetError>
-    {
-        let (_, mut records) = reader(&self.path)?;
-        let path = self.path.clone();
-        Ok(std::iter::from_fn(move || {
-            let mut chunk = Vec::with_capacity(BATCH_ROWS);
-            for record in records.by_ref().take(BATCH_ROWS) {
-                match record {
-                    Ok(record) => chunk.push(record),
-                    Err(error) => return Some(Err(error)),
-                }
-            }
-            (!chunk.is_empty()).then(|| to_batch(&path, &schema, &chunk))
-        }))
+    ) -> impl Iterator<Item = Result<RecordBatch, DatasetError>> + Send + use<> {
+        self.paths.clone().into_iter().flat_map(move |path| {
+            let batches: Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send> =
+                match reader(&path) {
+                    Ok((_, records)) => Box::new(file_batches(path, schema.clone(), records)),
+                    Err(error) => Box::new(std::iter::once(Err(error))),
+                };
+            batches
+        })
     }
+}
+
+fn file_batches(
+    path: PathBuf,
+    schema: SchemaRef,
+    mut records: Records,
+) -> impl Iterator<Item = Result<RecordBatch, DatasetError>> + Send {
+    std::iter::from_fn(move || {
+        let mut chunk = Vec::with_capacity(BATCH_ROWS);
+        for record in records.by_ref().take(BATCH_ROWS) {
+            match record {
+                Ok(record) => chunk.push(record),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+        (!chunk.is_empty()).then(|| to_batch(&path, &schema, &chunk))
+    })
 }

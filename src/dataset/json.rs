@@ -56,22 +56,55 @@ impl Survey {
     }
 }
 
-/// Reads a JSON Lines file through, then re-reads it for the run.
-pub(crate) fn open_jsonl(path: &Path) -> Result<Opened, DatasetError> {
+/// Reads JSON Lines files through, typing every column over all of them, then re-reads them for
+/// the run, one file after the other.
+pub(crate) fn open_jsonl(paths: &[PathBuf]) -> Result<Opened, DatasetError> {
     let mut survey = Survey::default();
-    for row in jsonl_rows(path)? {
-        survey.add(row?.1);
+    let mut first_path = None;
+    for path in paths {
+        for row in jsonl_rows(path)? {
+            survey.add(row?.1);
+            first_path.get_or_insert(path);
+        }
     }
     let schema = survey.schema();
-    let first = decode(path, &schema, survey.first.into_iter().collect(), "line 1")?;
+    let first = match first_path {
+        Some(path) => decode(path, &schema, survey.first.into_iter().collect(), "line 1")?,
+        None => RecordBatch::new_empty(schema.clone()),
+    };
     let source = JsonlSource {
-        path: path.to_path_buf(),
+        paths: paths.to_vec(),
     };
     Ok((schema, survey.rows, first, Source::Jsonl(source)))
 }
 
-/// Reads a JSON array whole (the format has no row boundaries to stream on) and decodes it.
-pub(crate) fn open_json(path: &Path) -> Result<Opened, DatasetError> {
+/// Reads JSON arrays whole (the format has no row boundaries to stream on) and decodes their
+/// rows as one table.
+pub(crate) fn open_json(paths: &[PathBuf]) -> Result<Opened, DatasetError> {
+    let mut rows = Vec::new();
+    let mut survey = Survey::default();
+    for path in paths {
+        for row in json_array(path)? {
+            survey.add(row.clone());
+            rows.push(row);
+        }
+    }
+    let schema = survey.schema();
+    let context_path = paths.first().map_or(Path::new(""), PathBuf::as_path);
+    let mut batches = Vec::with_capacity(rows.len().div_ceil(BATCH_ROWS));
+    let mut rest = rows.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<Row> = rest.by_ref().take(BATCH_ROWS).collect();
+        batches.push(decode(context_path, &schema, chunk, "rows")?);
+    }
+    let first = batches
+        .first()
+        .map_or_else(|| RecordBatch::new_empty(schema.clone()), |b| b.slice(0, 1));
+    Ok((schema, survey.rows, first, Source::Json(batches)))
+}
+
+/// The objects of one JSON array file.
+fn json_array(path: &Path) -> Result<Vec<Row>, DatasetError> {
     let mut bytes = Vec::new();
     fs_err::File::open(path)?.read_to_end(&mut bytes)?;
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
@@ -86,28 +119,17 @@ pub(crate) fn open_json(path: &Path) -> Result<Opened, DatasetError> {
             message: "expected a JSON array of objects at the top level".into(),
         });
     };
-    let mut rows = Vec::with_capacity(items.len());
-    let mut survey = Survey::default();
-    for (position, item) in items.into_iter().enumerate() {
-        let location = Location::Row {
-            row: position as u64,
-            column: None,
-        };
-        let row = object(path, location, item)?;
-        survey.add(row.clone());
-        rows.push(row);
-    }
-    let schema = survey.schema();
-    let mut batches = Vec::with_capacity(rows.len().div_ceil(BATCH_ROWS));
-    let mut rest = rows.into_iter().peekable();
-    while rest.peek().is_some() {
-        let chunk: Vec<Row> = rest.by_ref().take(BATCH_ROWS).collect();
-        batches.push(decode(path, &schema, chunk, "rows")?);
-    }
-    let first = batches
-        .first()
-        .map_or_else(|| RecordBatch::new_empty(schema.clone()), |b| b.slice(0, 1));
-    Ok((schema, survey.rows, first, Source::Json(batches)))
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(position, item)| {
+            let location = Location::Row {
+                row: position as u64,
+                column: None,
+            };
+            object(path, location, item)
+        })
+        .collect()
 }
 
 /// The rows of a JSON Lines file with their line numbers; blank lines are skipped and a byte
@@ -203,40 +225,54 @@ fn decode(
     Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }
 
-/// Re-reads a JSON Lines file that the survey accepted.
+/// Re-reads the JSON Lines files that the survey accepted.
 pub(crate) struct JsonlSource {
-    path: PathBuf,
+    paths: Vec<PathBuf>,
 }
 
 impl JsonlSource {
+    /// The batches of every file in turn; no batch spans two files.
     pub(crate) fn batches(
         &self,
         schema: SchemaRef,
-    ) -> Result<impl Iterator<Item = Result<RecordBatch, DatasetError>> + Send + use<>, DatasetError>
-    {
-        let mut rows = jsonl_rows(&self.path)?.peekable();
-        let path = self.path.clone();
-        Ok(std::iter::from_fn(move || {
-            rows.peek()?;
-            let mut chunk = Vec::with_capacity(BATCH_ROWS);
-            let mut first_line = 0;
-            for row in rows.by_ref().take(BATCH_ROWS) {
-                match row {
-                    Ok((line, row)) => {
-                        first_line = if chunk.is_empty() { line } else { first_line };
-                        chunk.push(row);
-                    }
-                    Err(error) => return Some(Err(error)),
-                }
-            }
-            Some(decode(
-                &path,
-                &schema,
-                chunk,
-                &format!("lines from {first_line}"),
-            ))
-        }))
+    ) -> impl Iterator<Item = Result<RecordBatch, DatasetError>> + Send + use<> {
+        self.paths.clone().into_iter().flat_map(move |path| {
+            let batches: Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send> =
+                match file_batches(&path, schema.clone()) {
+                    Ok(batches) => Box::new(batches),
+                    Err(error) => Box::new(std::iter::once(Err(error))),
+                };
+            batches
+        })
     }
+}
+
+fn file_batches(
+    path: &Path,
+    schema: SchemaRef,
+) -> Result<impl Iterator<Item = Result<RecordBatch, DatasetError>> + Send + use<>, DatasetError> {
+    let mut rows = jsonl_rows(path)?.peekable();
+    let path = path.to_path_buf();
+    Ok(std::iter::from_fn(move || {
+        rows.peek()?;
+        let mut chunk = Vec::with_capacity(BATCH_ROWS);
+        let mut first_line = 0;
+        for row in rows.by_ref().take(BATCH_ROWS) {
+            match row {
+                Ok((line, row)) => {
+                    first_line = if chunk.is_empty() { line } else { first_line };
+                    chunk.push(row);
+                }
+                Err(error) => return Some(Err(error)),
+            }
+        }
+        Some(decode(
+            &path,
+            &schema,
+            chunk,
+            &format!("lines from {first_line}"),
+        ))
+    }))
 }
 
 fn excerpt(text: &str) -> String {

@@ -13,9 +13,14 @@ use std::sync::Arc;
 
 type Opened = (SchemaRef, u64, RecordBatch, Source);
 
-/// Checks every shard: same columns, and every row group decodes (one at a time, nothing kept).
+/// Checks every shard of a file or folder: same columns, and every row group decodes (one at a
+/// time, nothing kept).
 pub(crate) fn open(path: &Path) -> Result<Opened, DatasetError> {
-    let shards = shards(path)?;
+    open_shards(shards(path)?)
+}
+
+/// Checks every one of these shards, read in this order, as [`open`] does.
+pub(crate) fn open_shards(shards: Vec<PathBuf>) -> Result<Opened, DatasetError> {
     let mut schema: Option<SchemaRef> = None;
     let mut rows = 0u64;
     for shard in &shards {

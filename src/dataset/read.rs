@@ -86,19 +86,55 @@ impl Dataset {
             });
         }
         let format = InputFormat::of(path)?;
-        let (schema, rows, first, source) = match format {
-            InputFormat::Jsonl => json::open_jsonl(path)?,
-            InputFormat::Json => json::open_json(path)?,
-            InputFormat::Csv => csv::open(path)?,
+        let opened = match format {
             InputFormat::Parquet => parquet::open(path)?,
+            _ => open_format(format, &[path.to_path_buf()])?,
         };
-        if rows == 0 {
-            return Err(DatasetError::Empty {
-                path: path.to_path_buf(),
+        Self::assemble(path.to_path_buf(), format, opened)
+    }
+
+    /// Opens several files of one format as one dataset, read in the order given (the shards of
+    /// one split of a Hub dataset, say), and reads them through as [`Dataset::open`] does. The
+    /// columns are typed over all the files; Parquet shards and CSV files must share columns.
+    pub fn open_files(paths: &[PathBuf]) -> Result<Self, DatasetError> {
+        let [first, rest @ ..] = paths else {
+            return Err(DatasetError::Unreadable {
+                path: PathBuf::new(),
+                message: "no files to read".into(),
             });
+        };
+        if rest.is_empty() {
+            return Self::open(first);
+        }
+        let format = InputFormat::of(first)?;
+        for path in paths {
+            if !path.is_file() {
+                return Err(DatasetError::NotFound { path: path.clone() });
+            }
+            if InputFormat::of(path)? != format {
+                return Err(DatasetError::Unreadable {
+                    path: path.clone(),
+                    message: format!(
+                        "not of the format of {}; the files of one dataset share one format",
+                        first.display()
+                    ),
+                });
+            }
+        }
+        let opened = match format {
+            InputFormat::Parquet => parquet::open_shards(paths.to_vec())?,
+            _ => open_format(format, paths)?,
+        };
+        Self::assemble(common_folder(paths), format, opened)
+    }
+
+    fn assemble(path: PathBuf, format: InputFormat, opened: Opened) -> Result<Self, DatasetError> {
+        let (schema, rows, first, source) = opened;
+        if rows == 0 {
+            return Err(DatasetError::Empty { path });
         }
         Ok(Dataset {
-            path: path.to_path_buf(),
+            path,
             format,
             schema,
             rows,
@@ -141,13 +177,47 @@ impl Dataset {
     /// sliced; batches before `start` are read and dropped.
     pub fn batches_between(&self, start: u64, end: u64) -> Result<Batches, DatasetError> {
         let batches: Batches = match &self.source {
-            Source::Jsonl(source) => Box::new(source.batches(self.schema.clone())?),
+            Source::Jsonl(source) => Box::new(source.batches(self.schema.clone())),
             Source::Json(batches) => Box::new(batches.clone().into_iter().map(Ok)),
-            Source::Csv(source) => Box::new(source.batches(self.schema.clone())?),
+            Source::Csv(source) => Box::new(source.batches(self.schema.clone())),
             Source::Parquet(shards) => Box::new(parquet::batches(shards.clone())),
         };
         Ok(Box::new(rows_between(batches, start, end)))
     }
+}
+
+/// What a reader hands back: the schema, the row count, the first row and the source.
+type Opened = (SchemaRef, u64, RecordBatch, Source);
+
+/// Reads files of a text format through.
+fn open_format(format: InputFormat, paths: &[PathBuf]) -> Result<Opened, DatasetError> {
+    match format {
+        InputFormat::Jsonl => json::open_jsonl(paths),
+        InputFormat::Json => json::open_json(paths),
+        InputFormat::Csv => csv::open(paths),
+        InputFormat::Parquet => parquet::open_shards(paths.to_vec()),
+    }
+}
+
+/// The deepest folder holding every one of `paths`, to name them together in messages.
+fn common_folder(paths: &[PathBuf]) -> PathBuf {
+    let mut common: Vec<std::path::Component> = paths[0]
+        .parent()
+        .map(|parent| parent.components().collect())
+        .unwrap_or_default();
+    for path in &paths[1..] {
+        let components: Vec<_> = path
+            .parent()
+            .map(|parent| parent.components().collect())
+            .unwrap_or_default();
+        let shared = common
+            .iter()
+            .zip(&components)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common.truncate(shared);
+    }
+    common.iter().collect()
 }
 
 /// Rows `start..end` of a batch stream.
@@ -173,4 +243,79 @@ fn rows_between(
             }))
         })
         .filter(|batch| batch.as_ref().map_or(true, |b| b.num_rows() > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_schema::DataType;
+
+    fn rows_per_batch(dataset: &Dataset, limit: Option<u64>) -> Vec<usize> {
+        dataset
+            .batches(limit)
+            .unwrap()
+            .map(|batch| batch.unwrap().num_rows())
+            .collect()
+    }
+
+    #[test]
+    fn files_of_one_format_open_as_one_dataset() {
+        let folder = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = folder.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        // The column is null throughout the first file: its type comes from the second.
+        let first = write("a.jsonl", "{\"prompt\": \"p1\", \"score\": null}\n");
+        let second = write(
+            "b.jsonl",
+            "{\"prompt\": \"p2\", \"score\": 2}\n{\"prompt\": \"p3\", \"score\": 3}\n",
+        );
+        let dataset = Dataset::open_files(&[first.clone(), second.clone()]).unwrap();
+        assert_eq!((dataset.rows(), dataset.format()), (3, InputFormat::Jsonl));
+        assert_eq!(dataset.path(), folder.path());
+        let score = dataset.schema().field_with_name("score").unwrap();
+        assert_eq!(score.data_type(), &DataType::Int64);
+        assert_eq!(
+            rows_per_batch(&dataset, None),
+            [1, 2],
+            "no batch spans two files"
+        );
+        assert_eq!(rows_per_batch(&dataset, Some(2)), [1, 1]);
+
+        let arrays = [
+            write("a.json", "[{\"prompt\": \"x\"}]"),
+            write("b.json", "[{\"prompt\": \"y\"}, {\"prompt\": \"z\"}]"),
+        ];
+        assert_eq!(Dataset::open_files(&arrays).unwrap().rows(), 3);
+
+        let tables = [
+            write("a.csv", "prompt,chosen\nx,y\n"),
+            write("b.csv", "prompt,chosen\nz,w\nu,v\n"),
+        ];
+        let csv = Dataset::open_files(&tables).unwrap();
+        assert_eq!(rows_per_batch(&csv, None), [1, 2]);
+        let swapped = write("c.csv", "chosen,prompt\nz,w\n");
+        let error = Dataset::open_files(&[tables[0].clone(), swapped]).unwrap_err();
+        assert!(error.to_string().contains("header differs"), "{error}");
+    }
+
+    #[test]
+    fn a_list_of_mixed_formats_or_of_nothing_is_refused() {
+        let folder = tempfile::tempdir().unwrap();
+        let jsonl = folder.path().join("a.jsonl");
+        let csv = folder.path().join("b.csv");
+        std::fs::write(&jsonl, "{\"prompt\": \"x\"}\n").unwrap();
+        std::fs::write(&csv, "prompt\nx\n").unwrap();
+        let mixed = Dataset::open_files(&[jsonl.clone(), csv]).unwrap_err();
+        assert!(mixed.to_string().contains("share one format"), "{mixed}");
+        assert!(Dataset::open_files(&[]).is_err());
+        let missing = folder.path().join("gone.jsonl");
+        assert!(matches!(
+            Dataset::open_files(&[jsonl.clone(), missing]),
+            Err(DatasetError::NotFound { .. })
+        ));
+        assert_eq!(Dataset::open_files(&[jsonl]).unwrap().rows(), 1);
+    }
 }

@@ -16,6 +16,7 @@
 )]
 
 use super::{Judge, JudgeError, JudgeRequest, Reply, Sampling, Scoring, Usage, read_probabilities};
+use crate::hub::{HubOptions, ModelAddress, fetch_model_file};
 use crate::prompt::{ChatMessage, Mode, PAIRWISE_GRAMMAR, judgment_schema};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -166,25 +167,12 @@ impl LocalJudge {
     }
 }
 
-/// Where and how to reach the Hugging Face Hub; the command line fills it from the environment
-/// (`HF_TOKEN`, `HF_HUB_OFFLINE`, `HF_HOME`, `HF_ENDPOINT`).
-#[derive(Debug, Clone, Default)]
-pub struct HubOptions {
-    /// A token for gated or private repositories. Never printed.
-    pub token: Option<String>,
-    /// Use the cache only; never download.
-    pub offline: bool,
-    /// The cache folder (`$HF_HOME/hub`); the standard one when `None`.
-    pub cache: Option<PathBuf>,
-    /// Another Hub address (a mirror).
-    pub endpoint: Option<String>,
-}
-
-/// Finds the GGUF file: a local path, an `hf://ORG/REPO/FILE` address, or the default model.
-/// Hub files go to the standard Hugging Face cache and are reused from there without a network.
+/// Finds the GGUF file: a local path, an `hf://ORG/REPO[@REVISION]/FILE` address, or the
+/// default model. Hub files go to the standard Hugging Face cache (through [`crate::hub`]) and
+/// are reused from there without a network.
 pub async fn resolve_model(source: Option<&str>, hub: &HubOptions) -> Result<PathBuf, LocalError> {
     let source = source.unwrap_or(DEFAULT_MODEL);
-    let Some(address) = source.strip_prefix("hf://") else {
+    if !crate::hub::is_hub_address(source) {
         let path = PathBuf::from(source);
         return if path.is_file() {
             Ok(path)
@@ -193,42 +181,12 @@ pub async fn resolve_model(source: Option<&str>, hub: &HubOptions) -> Result<Pat
                 "model file {source} does not exist\nhint: give a .gguf path or hf://ORG/REPO/FILE.gguf"
             )))
         };
-    };
-    let mut parts = address.splitn(3, '/');
-    let (Some(owner), Some(name), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(LocalError::Model(format!(
-            "{source}: expected hf://ORG/REPO/FILE.gguf"
-        )));
-    };
-    let repository = format!("{owner}/{name}");
-    let cache = hub
-        .cache
-        .clone()
-        .map(hf_hub::Cache::new)
-        .unwrap_or_default();
-    if let Some(path) = cache.model(repository.clone()).get(file) {
-        return Ok(path);
     }
+    let address = ModelAddress::parse(source).map_err(|e| LocalError::Model(e.to_string()))?;
     let hint = "hint: pass --model-file PATH.gguf, set REJUDGE_MODEL_FILE, or run scripts/demo-model.sh for the tiny demo model";
-    if hub.offline {
-        return Err(LocalError::Model(format!(
-            "{source} is not in the Hugging Face cache and HF_HUB_OFFLINE=1\n{hint}"
-        )));
-    }
-    let mut builder = hf_hub::api::tokio::ApiBuilder::from_cache(cache)
-        .with_token(hub.token.clone())
-        .with_progress(false);
-    if let Some(endpoint) = &hub.endpoint {
-        builder = builder.with_endpoint(endpoint.clone());
-    }
-    let api = builder
-        .build()
-        .map_err(|e| LocalError::Model(format!("Hugging Face Hub client: {e}")))?;
-    api.model(repository).get(file).await.map_err(|e| {
-        LocalError::Model(format!(
-            "could not download {source} from the Hugging Face Hub: {e}\n{hint}"
-        ))
-    })
+    fetch_model_file(hub, &address)
+        .await
+        .map_err(|e| LocalError::Model(format!("could not get the model {source}: {e}\n{hint}")))
 }
 
 /// The model thread: loads, reports readiness, then decodes jobs until the channel closes.

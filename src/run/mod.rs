@@ -255,6 +255,32 @@ impl Input {
         Ok(Self::mapped(dataset, columns))
     }
 
+    /// Opens several files of one format as one input (see [`Dataset::open_files`]).
+    pub fn open_files(
+        paths: &[PathBuf],
+        overrides: &ColumnOverrides,
+    ) -> Result<Self, DatasetError> {
+        let dataset = Dataset::open_files(paths)?;
+        let columns = ColumnMap::detect(
+            dataset.path(),
+            dataset.schema(),
+            overrides,
+            dataset.first_row(),
+        )?;
+        Ok(Self::mapped(dataset, columns))
+    }
+
+    /// Opens several files of one format as one human-labelled set for `eval`.
+    pub fn open_labelled_files(
+        paths: &[PathBuf],
+        overrides: &ColumnOverrides,
+    ) -> Result<Self, DatasetError> {
+        let dataset = Dataset::open_files(paths)?;
+        let (path, schema) = (dataset.path(), dataset.schema());
+        let columns = ColumnMap::detect_labelled(path, schema, overrides, dataset.first_row())?;
+        Ok(Self::mapped(dataset, columns))
+    }
+
     fn mapped(dataset: Dataset, columns: ColumnMap) -> Self {
         let samples = columns
             .conversations(dataset.first_row())
@@ -585,11 +611,16 @@ fn publish(
         outcomes: &report.outcomes,
     };
     review.write(folder, &about)?;
+    // A Hub input is named as the source, so the Hub links the two datasets.
+    let source = crate::hub::DatasetAddress::is_address(&report.input)
+        .then(|| crate::hub::DatasetAddress::parse(&report.input).ok())
+        .flatten()
+        .map(|address| address.repo.id());
     let extras = crate::report::CardExtras {
         schema: Some(schema),
         plots: &plots,
         settings,
-        source_dataset: None,
+        source_dataset: source.as_deref(),
         license: None,
     };
     report.write(folder, &extras)?;

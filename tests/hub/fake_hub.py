@@ -45,9 +45,12 @@ storage URLs (no token needed).
 
 Test hooks (never logged, never failed on purpose):
   GET    /_fake/log    every other request so far: [{"method", "path", "query", "status",
-                       "received", "sent", "range", "injected"}]; "path" is as sent
-                       (percent-encoded), "received"/"sent" count body bytes, "range" is the
-                       request's Range header, "status" is 0 for a dropped connection
+                       "received", "sent", "range", "injected", "host", "authorized"}]; "path" is
+                       as sent (percent-encoded), "received"/"sent" count body bytes, "range" is
+                       the request's Range header, "status" is 0 for a dropped connection,
+                       "host" is the Host header and "authorized" whether the request carried an
+                       Authorization header (never its value), so a test can see where a token
+                       went
   DELETE /_fake/log    forget the log
   POST   /_fake/fail   {"path": REGEX, "method": "PUT", "status": 500, "times": 1,
                         "when": "before"|"after", "drop": false, "truncate": BYTES}
@@ -626,6 +629,7 @@ class Handler(BaseHTTPRequestHandler):
                     "method": self.command, "path": self.raw_path, "query": self.query_string,
                     "status": self.status_sent, "received": len(self.body), "sent": self.sent,
                     "range": self.headers.get("Range"), "injected": self.injected,
+                    "host": self.headers.get("Host"), "authorized": bool(self.headers.get("Authorization")),
                 })
 
     def matching_rule(self):

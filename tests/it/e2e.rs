@@ -375,9 +375,9 @@ fn the_in_process_judge_scores_in_both_modes() {
 fn hub_models_are_reused_from_the_cache_offline() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let home = tempfile::tempdir().unwrap();
-    let snapshot = home
-        .path()
-        .join("hub/models--rejudge-test--tiny-judge/snapshots/0123456789abcdef");
+    let snapshot = home.path().join(
+        "hub/models--rejudge-test--tiny-judge/snapshots/0123456789abcdef0123456789abcdef01234567",
+    );
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::create_dir_all(
         home.path()
@@ -387,7 +387,7 @@ fn hub_models_are_reused_from_the_cache_offline() {
     std::fs::write(
         home.path()
             .join("hub/models--rejudge-test--tiny-judge/refs/main"),
-        "0123456789abcdef",
+        "0123456789abcdef0123456789abcdef01234567",
     )
     .unwrap();
     std::os::unix::fs::symlink(model(), snapshot.join("judge.gguf")).unwrap();

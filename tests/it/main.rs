@@ -21,6 +21,7 @@ mod e2e;
 mod eval;
 mod faults;
 mod hardening;
+mod hub;
 mod journal;
 mod publish;
 mod rerank;

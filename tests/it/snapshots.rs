@@ -13,6 +13,7 @@ fn help_texts() {
     insta::assert_snapshot!("help", stdout(&["--help"]));
     insta::assert_snapshot!("rerank_help", stdout(&["rerank", "--help"]));
     insta::assert_snapshot!("eval_help", stdout(&["eval", "--help"]));
+    insta::assert_snapshot!("push_help", stdout(&["push", "--help"]));
 }
 
 /// The error for each malformed input, with the temporary folder written as `[TMP]`.
