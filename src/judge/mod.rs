@@ -273,18 +273,28 @@ pub fn verdict_token(token: &str) -> Option<usize> {
 }
 
 /// The probabilities of A, tie and B at the step where the verdict was written (the first
-/// token that spells one), renormalised over the candidates that spell a verdict.
+/// token that spells one), renormalised over the candidates that spell a verdict. When no
+/// generated token spells one (a weak judge that opens with markup, `--max-tokens 1`), the
+/// first step is read: the protocol puts the verdict there, so its candidates are the judge's
+/// preference, as far as the listed candidates include a verdict.
 fn preference_probabilities<I, C, S>(steps: I) -> Option<[f64; 3]>
 where
     I: IntoIterator<Item = (S, C)>,
     C: IntoIterator<Item = (S, f64)>,
     S: AsRef<str>,
 {
-    let (_, candidates) = steps
-        .into_iter()
-        .find(|(token, _)| verdict_token(token.as_ref()).is_some())?;
+    let mut steps = steps.into_iter();
+    let first = steps.next()?;
+    let verdict_step = if verdict_token(first.0.as_ref()).is_some() {
+        first
+    } else {
+        match steps.find(|(token, _)| verdict_token(token.as_ref()).is_some()) {
+            Some(step) => step,
+            None => first,
+        }
+    };
     let mut mass = [0.0f64; 3];
-    for (token, logprob) in candidates {
+    for (token, logprob) in verdict_step.1 {
         if let Some(slot) = verdict_token(token.as_ref()) {
             mass[slot] += logprob.exp();
         }
@@ -317,6 +327,15 @@ mod tests {
         assert!((a + tie + b - 1.0).abs() < 1e-9);
         let none: Vec<(&str, Vec<(&str, f64)>)> = vec![("Hello", vec![("Hello", -0.1)])];
         assert!(read_probabilities(Mode::Pairwise, none).is_none());
+        // No verdict written: the first step's candidates decide.
+        let markup = vec![("<", vec![("<", -0.1), ("B", -2.0), ("A", -3.0)])];
+        let Some(Probabilities::Preference([a, tie, b])) =
+            read_probabilities(Mode::Pairwise, markup)
+        else {
+            panic!("read from the first step");
+        };
+        assert!(b > a && tie == 0.0, "{a} {tie} {b}");
+        assert!((b - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-9, "{b}");
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::judge::{
 };
 use crate::prompt::{ChatMessage, Language, Mode, PromptBuilder};
 use crate::verdict::{
-    AnswerFormat, Assessment, Judgment, ShownFirst, Verdict, expected_score, parse_judgment,
-    parse_preference,
+    AnswerFormat, Assessment, Judgment, Preference, ShownFirst, Verdict, Winner, expected_score,
+    parse_judgment, parse_preference,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -500,7 +500,9 @@ pub(super) fn read_reply(
     };
     let parsed = match mode {
         Mode::Rating => parse_judgment(&reply.text, format),
-        Mode::Pairwise => parse_preference(&reply.text),
+        Mode::Pairwise => {
+            parse_preference(&reply.text).or_else(|error| unwritten_preference(reply).ok_or(error))
+        }
     };
     match parsed {
         Ok(judgment) => {
@@ -580,6 +582,26 @@ fn truncated(text: &str, limit: usize) -> String {
     format!("{}... [{} more bytes]", &text[..end], text.len() - end)
 }
 
+/// A pairwise verdict the judge did not write but whose probabilities it gave: under
+/// log-probability scoring they are the verdict, whatever text followed.
+fn unwritten_preference(reply: &Reply) -> Option<Judgment> {
+    let Some(Probabilities::Preference(p)) = reply.probabilities else {
+        return None;
+    };
+    let winner = if p[0] >= p[1] && p[0] >= p[2] {
+        Winner::A
+    } else if p[2] >= p[1] {
+        Winner::B
+    } else {
+        Winner::Tie
+    };
+    Some(Judgment::Preference(Preference {
+        winner,
+        probabilities: Some(p),
+        reason: String::new(),
+    }))
+}
+
 /// Under log-probability scoring, replaces each written score with the expected score, or the
 /// written verdict with the verdict token's probabilities.
 fn with_probabilities(mut judgment: Judgment, reply: &Reply) -> Judgment {
@@ -638,4 +660,54 @@ pub(super) fn reminder_messages(
         content: reminder,
     });
     messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn reply(text: &str, probabilities: Option<Probabilities>) -> Reply {
+        Reply {
+            text: text.to_owned(),
+            usage: Usage::default(),
+            probabilities,
+            structured: false,
+            pause: None,
+            attempts: 1,
+            latency: Duration::ZERO,
+        }
+    }
+
+    fn asked(reply: &Reply) -> Asked {
+        let key = RequestKey([0; 32]);
+        read_reply(key, key, 0, Mode::Pairwise, reply).1
+    }
+
+    #[test]
+    fn a_pairwise_verdict_comes_from_its_probabilities_when_the_text_is_not_one() {
+        let probabilities = Some(Probabilities::Preference([0.2, 0.1, 0.7]));
+        let Asked::Judged(Judgment::Preference(preference)) = asked(&reply("<", probabilities))
+        else {
+            panic!("the probabilities are the verdict");
+        };
+        assert_eq!(preference.winner, Winner::B);
+        assert_eq!(preference.probabilities, Some([0.2, 0.1, 0.7]));
+        // Without probabilities, text that is not a verdict stays unreadable.
+        assert!(matches!(
+            asked(&reply("<", None)),
+            Asked::Unparseable { .. }
+        ));
+        // A written verdict keeps its reason, and the probabilities decide.
+        let Asked::Judged(Judgment::Preference(written)) = asked(&reply(
+            "A\nclearer",
+            Some(Probabilities::Preference([0.6, 0.1, 0.3])),
+        )) else {
+            panic!("a written verdict");
+        };
+        assert_eq!(
+            (written.winner, written.reason.as_str()),
+            (Winner::A, "clearer")
+        );
+    }
 }

@@ -14,8 +14,14 @@ fn script(path: &str) -> PathBuf {
 
 /// Replays batch input files against `url` with scripts/batch-replay.py.
 pub fn replay(url: &str, inputs: &[PathBuf], output: &Path) {
+    replay_with(url, inputs, output, 4);
+}
+
+/// The same, with `concurrency` requests in flight.
+pub fn replay_with(url: &str, inputs: &[PathBuf], output: &Path, concurrency: usize) {
     let status = Command::new("python3")
         .arg(script("scripts/batch-replay.py"))
+        .args(["--concurrency", &concurrency.to_string()])
         .args(["--base-url", url, "--output"])
         .arg(output)
         .args(inputs)

@@ -370,6 +370,63 @@ fn the_in_process_judge_scores_in_both_modes() {
     }
 }
 
+#[test]
+fn batch_files_replayed_through_llama_server_equal_an_online_run() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let folder = tempfile::tempdir().unwrap();
+    // One request at a time on both paths: a server's batching changes its arithmetic, and the
+    // two outputs are compared exactly.
+    let run = |output: &Path, extra: &[&str]| {
+        rejudge()
+            .args([
+                "rerank", SLICE, "--limit", "4", "--format", "jsonl", "--quiet",
+            ])
+            .args([
+                "--mode",
+                "pairwise",
+                "--scoring",
+                "logprobs",
+                "--max-tokens",
+                "1",
+            ])
+            .args(["--order", "both", "--concurrency", "1"])
+            .args(["--base-url", &server.url, "--model", "gemma-3-270m"])
+            .args(extra)
+            .arg("--output")
+            .arg(output)
+            .output()
+            .unwrap()
+    };
+    let online = folder.path().join("online");
+    succeeded(&run(&online, &[]));
+
+    let batched = folder.path().join("batched");
+    let requests = folder.path().join("requests.jsonl");
+    succeeded(&run(
+        &batched,
+        &["--batch-export", requests.to_str().unwrap()],
+    ));
+    let exported = std::fs::read_to_string(&requests).unwrap().lines().count();
+    assert_eq!(exported, 8, "4 rows, both orders");
+    let answers = folder.path().join("answers.jsonl");
+    crate::batch::replay_with(&server.url, &[requests], &answers, 1);
+    let imported = run(&batched, &["--batch-import", answers.to_str().unwrap()]);
+    let stderr = exits_with(&imported, 0);
+    assert!(stderr.contains("imported 8 answers"), "{stderr}");
+    let online_rows = jsonl_output(&online);
+    assert!(
+        !scored_rows(&online_rows).is_empty(),
+        "the real judge decided rows"
+    );
+    assert_eq!(jsonl_output(&batched), online_rows);
+    assert_eq!(
+        report(&batched)["requests"]["sent"],
+        0,
+        "every answer came from the batch"
+    );
+}
+
 #[cfg(feature = "local")]
 #[test]
 fn hub_models_are_reused_from_the_cache_offline() {
