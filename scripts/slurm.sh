@@ -115,6 +115,15 @@ node_state() {
   echo "${out%%$'\n'*}"
 }
 
+# Passes of the main scheduler so far. The controller makes its first one about 3 s after it
+# starts and none before, whatever is queued.
+sched_cycles() {
+  local out
+  out=$(timeout 5 sdiag 2>/dev/null |
+    awk '/^Main schedule/ { main = 1 } main && /Total cycles:/ { print $3; exit }') || true
+  echo "${out:-0}"
+}
+
 # Up means accepting work; idle, or busy with jobs someone submitted.
 cluster_up() {
   live_pid "$dir/run/slurmctld.pid" slurmctld >/dev/null &&
@@ -247,7 +256,9 @@ start() {
   local state="" launched=$SECONDS
   while ((SECONDS - launched < start_timeout)); do
     state=$(node_state)
-    [[ $state == idle ]] && break
+    # Ready once the scheduler has run too: a job submitted before its first pass starts only at
+    # that pass, and sbatch --wait, having looked after 2 s, looks again only after 10 s.
+    [[ $state == idle ]] && (($(sched_cycles) > 0)) && break
     # Both write their pid files within moments; a daemon gone after that has failed.
     if ((SECONDS - launched >= 2)) && { ! live_pid "$dir/run/slurmctld.pid" slurmctld >/dev/null ||
       ! live_pid "$dir/run/slurmd.pid" slurmd >/dev/null; }; then
@@ -255,8 +266,8 @@ start() {
     fi
     sleep 0.5
   done
-  if [[ $state != idle ]]; then
-    say "slurm did not come up (node state: ${state:-unknown})"
+  if [[ $state != idle ]] || (($(sched_cycles) == 0)); then
+    say "slurm did not come up (node state: ${state:-unknown}, scheduler passes: $(sched_cycles))"
     show_logs
     exit 1
   fi

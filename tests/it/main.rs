@@ -27,6 +27,7 @@ mod publish;
 mod rerank;
 mod scale;
 mod settings;
+mod slurm;
 mod snapshots;
 mod stub;
 mod support;
