@@ -29,6 +29,9 @@ THREADS = os.cpu_count() or 2
 PARALLEL = int(os.environ.get("REJUDGE_QUALITY_PARALLEL", "4"))
 SPEED_ROWS = int(os.environ.get("REJUDGE_QUALITY_SPEED_ROWS", "40"))
 SECTIONS = sys.argv[1:] or ["protocols", "speed"]
+# The first N pairs of each of LLMBar's eight categories instead of all 885, for a run that fits
+# in well under an hour on 2 cores; 0 means every pair.
+PER_CATEGORY = int(os.environ.get("REJUDGE_QUALITY_PER_CATEGORY", "0"))
 
 PAIRWISE = ["--mode", "pairwise", "--scoring", "logprobs", "--max-tokens", "1"]
 # (name, flags, journal): runs sharing a journal reuse each other's answers. The first run of
@@ -78,7 +81,7 @@ def start_server() -> tuple:
 def eval_run(name: str, flags: list, journal: str, url: str, index: int) -> dict:
     output = WORK / f"protocol-{index}"
     shutil.rmtree(output, ignore_errors=True)
-    command = [str(REJUDGE), "eval", str(DATA), "--output", str(output), "--quiet",
+    command = [str(REJUDGE), "eval", str(sample(DATA)), "--output", str(output), "--quiet",
                "--base-url", url, "--model", MODEL.stem, "--concurrency", str(PARALLEL),
                "--journal", str(WORK / f"{journal}.sqlite"), "--target-agreement", TARGET] + flags
     log(f"{name}: {' '.join(command[1:])}")
@@ -113,6 +116,21 @@ def eval_run(name: str, flags: list, journal: str, url: str, index: int) -> dict
         "wall_seconds": wall,
         "categories": figures["categories"],
     }
+
+
+def sample(path: Path) -> Path:
+    """`path` itself, or its first PER_CATEGORY pairs of each category, in the file's order."""
+    if PER_CATEGORY <= 0:
+        return path
+    taken: dict = {}
+    subset = WORK / f"llmbar-{PER_CATEGORY}-per-category.jsonl"
+    with path.open() as source, subset.open("w") as target:
+        for line in source:
+            category = json.loads(line).get("category")
+            if taken.get(category, 0) < PER_CATEGORY:
+                taken[category] = taken.get(category, 0) + 1
+                target.write(line)
+    return subset
 
 
 def protocols() -> list:
@@ -181,7 +199,7 @@ def main() -> None:
     results_path = ROOT / "bench" / "quality-results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results["machine"] = {"cpus": THREADS, "model": MODEL.name, "data": str(DATA.relative_to(ROOT)),
-                          "date": time.strftime("%Y-%m-%d")}
+                          "per_category": PER_CATEGORY or "all", "date": time.strftime("%Y-%m-%d")}
     if "protocols" in SECTIONS:
         results["protocols"] = protocols()
     if "speed" in SECTIONS:

@@ -52,8 +52,8 @@ def run_rusage(command: list) -> dict:
     }
 
 
-def start_instant_judge(record: Path = None) -> tuple:
-    command = [str(RELEASE / "instant-judge")]
+def start_instant_judge(record: Path = None, latency_ms: int = 0) -> tuple:
+    command = [str(RELEASE / "instant-judge"), "--latency-ms", str(latency_ms)]
     if record:
         command += ["--record", str(record)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
@@ -165,7 +165,58 @@ def peer(url: str, rows: Path, concurrency: int) -> dict:
     return figures
 
 
-SECTIONS = ["overhead", "peer", "memory", "saturation", "local"]
+SECTIONS = ["overhead", "peer", "memory", "saturation", "local", "scale"]
+# Rows for the pool's spread under injected latency; at 50 ms a request, 64 in flight, ~20 s.
+SPREAD_ROWS = int(os.environ.get("REJUDGE_BENCH_SPREAD_ROWS", "20000"))
+
+
+def pooled(input_path: Path, urls: list, concurrency: int, output: Path, extra=()) -> dict:
+    """A run against a pool of the given endpoints (--base-url repeated), with each endpoint's
+    share of the requests from the report."""
+    more = [argument for url in urls[1:] for argument in ("--base-url", url)]
+    run = rejudge(input_path, urls[0], concurrency, output, [*more, *extra])
+    endpoints = json.loads((output / "report.json").read_text()).get("endpoints", [])
+    total = sum(e["requests"] for e in endpoints) or 1
+    run["shares"] = [e["requests"] / total for e in endpoints]
+    run["mean_latency_ms"] = [e.get("mean_latency_ms") for e in endpoints]
+    return run
+
+
+def scale(paths: dict, results: dict) -> None:
+    """The limiter and the pool in the path: overhead against two instant judges, with limits
+    off and with limits that never bind; then how a pool of two spreads requests when each
+    answer takes 50 ms, and when one takes 20 ms and the other 80 ms."""
+    log("scale: the pool and the limiter")
+    rows = paths[OVERHEAD_ROWS]
+    figures = {"overhead": [], "spread": []}
+    first, first_url = start_instant_judge()
+    second, second_url = start_instant_judge()
+    try:
+        for name, extra in [("pool of 2, limits off", []),
+                            ("pool of 2, --rpm and --tpm set but never binding", ["--rpm", "100000000", "--tpm", "100000000000"])]:
+            best = max((pooled(rows, [first_url, second_url], 64, WORK / "scale", extra) for _ in range(2)),
+                       key=lambda r: r["rows_per_second"])
+            figures["overhead"].append({"setup": name, "rows": best["rows"], "rows_per_second": best["rows_per_second"],
+                                        "cpu_seconds_per_1000_rows": best["cpu"] / best["rows"] * 1000,
+                                        "shares": best["shares"]})
+            log(f"  {name}: {best['rows_per_second']:.0f} rows/s, shares {best['shares']}")
+    finally:
+        first.kill()
+        second.kill()
+    spread_rows = WORK / f"spread-{SPREAD_ROWS}.parquet"
+    if not spread_rows.exists():
+        subprocess.run([str(RELEASE / "make-dataset"), str(SEED), str(SPREAD_ROWS), str(spread_rows)], check=True)
+    for latencies in [(50, 50), (20, 80)]:
+        judges = [start_instant_judge(latency_ms=ms) for ms in latencies]
+        try:
+            run = pooled(spread_rows, [url for _, url in judges], 64, WORK / "spread")
+        finally:
+            for process, _ in judges:
+                process.kill()
+        figures["spread"].append({"latency_ms": list(latencies), "rows": run["rows"], "rows_per_second": run["rows_per_second"],
+                                  "shares": run["shares"], "mean_latency_ms": run["mean_latency_ms"], "failed": run["failed"]})
+        log(f"  latencies {latencies}: shares {run['shares']}, {run['rows_per_second']:.0f} rows/s")
+    results["scale"] = figures
 
 
 def main() -> None:
@@ -217,6 +268,8 @@ def main() -> None:
         saturation(paths, results)
     if "local" in sections:
         local(results)
+    if "scale" in sections:
+        scale(paths, results)
     saved.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
 
@@ -274,6 +327,15 @@ def table(results: dict) -> str:
     lines += ["", "== memory: peak RSS against the instant judge, concurrency 64", f"{'rows':>10} {'peak RSS MB':>12} {'rows/s':>10}"]
     for row in results["memory"]:
         lines.append(f"{row['rows']:>10} {row['peak_rss_mb']:>12.1f} {row['rows_per_second']:>10.0f}")
+    c = results.get("scale")
+    if c:
+        lines += ["", "== the pool and the limiter: two instant judges, concurrency 64, %d rows" % OVERHEAD_ROWS]
+        for row in c["overhead"]:
+            shares = " / ".join(f"{100 * x:.1f}%" for x in row["shares"])
+            lines.append(f"  {row['setup']}: {row['rows_per_second']:.0f} rows/s, {row['cpu_seconds_per_1000_rows']:.3f} CPU s per 1k rows, requests {shares}")
+        for row in c["spread"]:
+            shares = " / ".join(f"{100 * x:.1f}%" for x in row["shares"])
+            lines.append(f"  latency {row['latency_ms'][0]} ms and {row['latency_ms'][1]} ms: requests {shares}, {row['rows_per_second']:.0f} rows/s, {row['failed']} failed")
     l = results["local"]
     lines += ["", "== in-process judge (llama-cpp-2) vs llama-bench, same model and threads",
               f"  prefill ({l['prefill_tokens']} tokens): rejudge {l['prefill_tokens_per_second']:.0f} tok/s, llama-bench {l['llama_bench_prefill_tokens_per_second']:.0f} tok/s ({100 * l['prefill_share_of_llama_bench']:.0f}%)",

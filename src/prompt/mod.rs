@@ -503,6 +503,47 @@ mod tests {
         }
     }
 
+    /// The attack corpus that bench/injection.sh measures the flip rate with: whatever a weak
+    /// model makes of them, none may add, close or open a block, in either language or mode, as
+    /// either response.
+    #[test]
+    fn every_attack_of_the_corpus_stays_inside_its_block() {
+        let corpus = include_str!("../../tests/data/injections.jsonl");
+        let attacks: Vec<String> = corpus
+            .lines()
+            .map(|line| {
+                let attack: serde_json::Value = serde_json::from_str(line).unwrap();
+                attack["text"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert!(attacks.len() >= 30, "{} attacks", attacks.len());
+        for (language, mode) in [
+            (Language::En, Mode::Rating),
+            (Language::It, Mode::Rating),
+            (Language::En, Mode::Pairwise),
+            (Language::It, Mode::Pairwise),
+        ] {
+            let builder = PromptBuilder::builtin(language, mode);
+            for attack in &attacks {
+                for conversation in [
+                    with_responses("fine", attack),
+                    with_responses(attack, "fine"),
+                ] {
+                    let messages = builder.render(&conversation, true).unwrap();
+                    let user = &messages[1].content;
+                    let key = key_of(user);
+                    for name in ["response_a", "response_b"] {
+                        for tag in [format!("<{name}_{key}>"), format!("</{name}_{key}>")] {
+                            assert_eq!(user.matches(&tag).count(), 1, "{tag}: {attack}");
+                        }
+                    }
+                    let (a, b) = blocks(user);
+                    assert!(a == "fine" || b == "fine", "the clean response is whole");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_rendered_prompt_as_a_candidate_is_still_one_block() {
         let builder = PromptBuilder::builtin(Language::En, Mode::Rating);

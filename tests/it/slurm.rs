@@ -31,7 +31,8 @@ fn slurm_conf() -> PathBuf {
     let conf = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
     assert!(
         conf.is_file(),
-        "scripts/slurm.sh start printed {conf:?} as its last line, not a slurm.conf:\n{stdout}\n{stderr}"
+        "scripts/slurm.sh start printed {} as its last line, not a slurm.conf:\n{stdout}\n{stderr}",
+        conf.display()
     );
     conf
 }
@@ -172,7 +173,11 @@ fn a_slurm_array_job_of_four_shards_merges_into_an_unsharded_runs_output() {
     let (one, many) = (report(&whole), report(&sharded));
     // The stub judge's verdicts on keyword rows: a quarter each.
     for outcome in ["kept", "swapped", "tie", "invalid"] {
-        assert_eq!(one["outcomes"][outcome], 10, "{outcome}: {}", one["outcomes"]);
+        assert_eq!(
+            one["outcomes"][outcome], 10,
+            "{outcome}: {}",
+            one["outcomes"]
+        );
     }
     for key in ["rows", "outcomes", "positions", "mean_scores"] {
         assert_eq!(many[key], one[key], "the merged report's {key}");
@@ -184,7 +189,10 @@ fn a_slurm_array_job_of_four_shards_merges_into_an_unsharded_runs_output() {
          print(json.dumps({'rows': d.num_rows, 'ids': list(d['id'])}))",
         &[&sharded],
     );
-    assert_eq!(loaded["rows"], 40, "the folder loads as one split of every row");
+    assert_eq!(
+        loaded["rows"], 40,
+        "the folder loads as one split of every row"
+    );
     let ids: Vec<u64> = (0..40).collect();
     assert_eq!(loaded["ids"], serde_json::json!(ids), "in input order");
 }

@@ -3,9 +3,12 @@
 //!
 //! Requests with `response_format` get rejudge's JSON shape; others get UltraFeedback's text
 //! format ("#### Output for Text N / Rating / Rationale"), so a peer's parser succeeds too.
-//! Usage: `instant-judge [--port N] [--record FILE]`; prints the bound port on stdout.
+//! Usage: `instant-judge [--port N] [--record FILE] [--latency-ms MS]`; prints the bound port on
+//! stdout. `--latency-ms` waits that long before each answer, as a slow server would, without
+//! using the CPU meanwhile.
 
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
@@ -16,6 +19,7 @@ const TEXT_ANSWER: &str = r"#### Output for Text 1\nRating: 4\nRationale: Accura
 fn main() {
     let mut port = 0u16;
     let mut record: Option<String> = None;
+    let mut latency = Duration::ZERO;
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
@@ -26,6 +30,14 @@ fn main() {
                     .expect("--port N")
             }
             "--record" => record = arguments.next(),
+            "--latency-ms" => {
+                latency = Duration::from_millis(
+                    arguments
+                        .next()
+                        .and_then(|ms| ms.parse().ok())
+                        .expect("--latency-ms MS"),
+                );
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -48,12 +60,12 @@ fn main() {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let _ = stream.set_nodelay(true);
-            tokio::spawn(serve(stream, record.clone()));
+            tokio::spawn(serve(stream, record.clone(), latency));
         }
     });
 }
 
-async fn serve(stream: TcpStream, record: Option<Arc<Mutex<tokio::fs::File>>>) {
+async fn serve(stream: TcpStream, record: Option<Arc<Mutex<tokio::fs::File>>>, latency: Duration) {
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = String::new();
@@ -87,6 +99,9 @@ async fn serve(stream: TcpStream, record: Option<Arc<Mutex<tokio::fs::File>>>) {
             let mut file = file.lock().await;
             let _ = file.write_all(&body).await;
             let _ = file.write_all(b"\n").await;
+        }
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
         let structured = memchr(b"response_format", &body);
         let content = if structured { JSON_ANSWER } else { TEXT_ANSWER };
