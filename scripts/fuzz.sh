@@ -8,7 +8,9 @@
 # stable toolchain, through RUSTC_BOOTSTRAP=1), then runs each target for SECONDS from a scratch
 # copy of its seeds in fuzz/seeds/, so nothing generated lands in the repository. Exits non-zero
 # when a target finds a crash, naming the input that triggers it and how to run it again.
-# REJUDGE_FUZZ_SANITIZER=none builds without AddressSanitizer (faster, finds panics only).
+# REJUDGE_FUZZ_SANITIZER=none builds without AddressSanitizer (faster, finds panics only);
+# REJUDGE_FUZZ_DEV=1 builds without optimisations (a quarter of the build time, far fewer runs per
+# second): the bounded smoke run of scripts/test.sh uses both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,8 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 sanitizer="${REJUDGE_FUZZ_SANITIZER:-address}"
+profile=()
+[[ "${REJUDGE_FUZZ_DEV:-0}" == 1 ]] && profile=(--dev)
 targets=(verdict_parser retry_after input_readers secrets)
 
 # libFuzzer and SQLite are C/C++; the fuzz build needs a C++ compiler.
@@ -30,7 +34,7 @@ fi
 
 # cargo-fuzz passes nightly-only flags (-Zsanitizer); the stable compiler accepts them this way.
 export RUSTC_BOOTSTRAP=1
-fuzz() { cargo fuzz "$1" --sanitizer "$sanitizer" "${@:2}"; }
+fuzz() { cargo fuzz "$1" --sanitizer "$sanitizer" "${profile[@]}" "${@:2}"; }
 
 build_started=$SECONDS
 fuzz build
@@ -62,7 +66,7 @@ for target in "${targets[@]}"; do
     echo "rejudge: $target failed (exit $status)" >&2
     if [[ -n $found ]]; then
       echo "rejudge: crashing input: $found" >&2
-      echo "rejudge: reproduce with: RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $sanitizer $target $found" >&2
+      echo "rejudge: reproduce with: RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $sanitizer ${profile[*]} $target $found" >&2
     fi
     failed+=("$target")
   fi

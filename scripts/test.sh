@@ -22,3 +22,6 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The HTTP-only build (no llama.cpp) must stay whole too.
 cargo clippy --no-default-features --lib --bins --quiet -- -D warnings
 cargo test "$@"
+# A bounded fuzz smoke run: every target from its seeds for a few seconds, unoptimised and without
+# AddressSanitizer so that it builds in minutes (scripts/fuzz.sh alone runs the full campaign).
+REJUDGE_FUZZ_DEV=1 REJUDGE_FUZZ_SANITIZER=none scripts/fuzz.sh "${REJUDGE_TEST_FUZZ_SECONDS:-10}"
