@@ -135,6 +135,19 @@ impl Order {
             Order::Both => &[true, false],
         }
     }
+
+    /// The orders of a pair whose `chosen` response may not be its first one: `chosen-first`
+    /// then means the pair's first response first. In an evaluation `chosen` holds the
+    /// human-preferred response; placing it by the policy alone would show it first on every
+    /// pair under `chosen-first` and hand the label to a judge that favours a position.
+    pub fn orders_for(self, index: u64, seed: u64, chosen_is_first: bool) -> &'static [bool] {
+        match (self.orders(index, seed), chosen_is_first) {
+            (orders, true) => orders,
+            ([true], false) => &[false],
+            ([false], false) => &[true],
+            (_, false) => &[false, true],
+        }
+    }
 }
 
 /// SplitMix64's finaliser: a cheap, well-spread hash of a row number.

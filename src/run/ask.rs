@@ -138,7 +138,10 @@ impl<J: Judge> Asker<'_, J> {
         index: u64,
         conversation: &Conversation,
     ) -> Result<(Verdict, Cost), RunError> {
-        let orders = self.config.order.orders(index, self.config.seed);
+        let orders =
+            self.config
+                .order
+                .orders_for(index, self.config.seed, conversation.chosen_is_first);
         let assessed = self
             .seats
             .iter()
@@ -184,7 +187,10 @@ impl<J: Judge> Asker<'_, J> {
         index: u64,
         conversation: &Conversation,
     ) -> Result<(Result<Assessment, String>, Cost), RunError> {
-        let orders = self.config.order.orders(index, self.config.seed);
+        let orders =
+            self.config
+                .order
+                .orders_for(index, self.config.seed, conversation.chosen_is_first);
         let judged = orders
             .iter()
             .map(|&chosen_first| self.judge_order(seat, index, conversation, chosen_first));

@@ -78,7 +78,7 @@ async fn pending(
         |messages: &[ChatMessage]| RequestKey::new(&fingerprint, prompt.template_hash(), messages);
     let mut seen = HashSet::new();
     let mut pending = Vec::new();
-    for row in input.rows_iter(config.rows(input.rows()))? {
+    for row in input.rows_iter(config.rows(input.rows()), config.seed)? {
         let row = row?;
         let Ok(conversation) = &row.conversation else {
             continue;
@@ -86,7 +86,11 @@ async fn pending(
         if conversation.chosen == conversation.rejected {
             continue;
         }
-        for &chosen_first in config.order.orders(row.index, config.seed) {
+        for &chosen_first in
+            config
+                .order
+                .orders_for(row.index, config.seed, conversation.chosen_is_first)
+        {
             let Ok(messages) = prompt.render(conversation, chosen_first) else {
                 continue;
             };

@@ -325,13 +325,14 @@ impl Input {
     fn rows_iter(
         &self,
         rows: std::ops::Range<u64>,
+        seed: u64,
     ) -> Result<impl Iterator<Item = Result<Row, DatasetError>> + Send + use<>, DatasetError> {
         let columns = self.columns.clone();
         let mut next_index = rows.start;
         let batches = self.dataset.batches_between(rows.start, rows.end)?;
         Ok(batches.flat_map(move |batch| {
             let rows: Vec<Result<Row, DatasetError>> = match batch {
-                Ok(batch) => split(&Arc::new(batch), &columns, &mut next_index)
+                Ok(batch) => split(&Arc::new(batch), &columns, &mut next_index, seed)
                     .into_iter()
                     .map(Ok)
                     .collect(),
@@ -352,10 +353,8 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// What the report needs of the row besides its verdict. For a labelled set whose layout
-    /// fixes the preferred response (prompt/chosen/rejected), the pair's position labels come
-    /// from the same seeded coin as the random order, so that both labels occur.
-    fn facts(&self, columns: &ColumnMap, seed: u64) -> RowFacts {
+    /// What the report needs of the row besides its verdict.
+    fn facts(&self, columns: &ColumnMap) -> RowFacts {
         let Ok(conversation) = &self.conversation else {
             // An unreadable row still counts in an evaluation, as not judged.
             let labelled = columns.gold.as_ref().map(|_| Labelled {
@@ -372,11 +371,8 @@ impl Row {
             conversation.chosen.chars().count(),
             conversation.rejected.chars().count(),
         );
-        let labelled = columns.gold.as_ref().map(|gold| Labelled {
-            gold_first: match gold {
-                crate::dataset::Gold::Chosen => Order::Random.orders(self.index, seed) == [true],
-                crate::dataset::Gold::Column(_) => conversation.chosen_is_first,
-            },
+        let labelled = columns.gold.as_ref().map(|_| Labelled {
+            gold_first: conversation.chosen_is_first,
             category: conversation.category.clone(),
         });
         RowFacts {
@@ -387,14 +383,26 @@ impl Row {
     }
 }
 
-fn split(batch: &Arc<RecordBatch>, columns: &ColumnMap, next_index: &mut u64) -> Vec<Row> {
+fn split(
+    batch: &Arc<RecordBatch>,
+    columns: &ColumnMap,
+    next_index: &mut u64,
+    seed: u64,
+) -> Vec<Row> {
     let conversations = columns.conversations(batch);
+    let placed = matches!(columns.gold, Some(crate::dataset::Gold::Chosen));
     conversations
         .into_iter()
         .enumerate()
-        .map(|(offset, conversation)| {
+        .map(|(offset, mut conversation)| {
             let index = *next_index;
             *next_index += 1;
+            // A prompt/chosen/rejected set labels `chosen` as preferred and so has no first
+            // response of its own: a seeded coin, independent of the random order's, makes one,
+            // so that both position labels occur under every order policy.
+            if let (true, Ok(conversation)) = (placed, &mut conversation) {
+                conversation.chosen_is_first = Order::Random.orders(index, !seed) == [true];
+            }
             Row {
                 batch: batch.clone(),
                 offset,
@@ -520,7 +528,7 @@ async fn run<J: Judge>(
     progress.start(rows.end - rows.start, done_before);
 
     let writer = sink::spawn(config, prepared.schema.clone(), input.columns.clone())?;
-    let source = sink::source(input.rows_iter(rows.clone())?);
+    let source = sink::source(input.rows_iter(rows.clone(), config.seed)?);
     let verdicts = source
         .map(|row| async { asker.judge_row(row?).await })
         .buffered(config.concurrency * 4 + 64);
@@ -723,13 +731,17 @@ async fn rows_done<J: Judge>(
         return Ok(0);
     }
     let mut done = 0;
-    for row in input.rows_iter(config.rows(input.rows()))? {
+    for row in input.rows_iter(config.rows(input.rows()), config.seed)? {
         let row = row?;
         let Ok(conversation) = &row.conversation else {
             continue;
         };
         let mut settled = true;
-        for &chosen_first in config.order.orders(row.index, config.seed) {
+        for &chosen_first in
+            config
+                .order
+                .orders_for(row.index, config.seed, conversation.chosen_is_first)
+        {
             let Ok(messages) = asker.prompt.render(conversation, chosen_first) else {
                 settled = false;
                 break;
@@ -903,7 +915,7 @@ pub fn dry_run(
     count: &mut dyn FnMut(&[ChatMessage]) -> Option<u64>,
 ) -> Result<DryRun, RunError> {
     let mut estimate = DryRun::default();
-    for row in input.rows_iter(config.rows(input.rows()))? {
+    for row in input.rows_iter(config.rows(input.rows()), config.seed)? {
         let row = row?;
         let Ok(conversation) = &row.conversation else {
             estimate.invalid += 1;
@@ -915,7 +927,7 @@ pub fn dry_run(
         }
         let rendered = config
             .order
-            .orders(row.index, config.seed)
+            .orders_for(row.index, config.seed, conversation.chosen_is_first)
             .iter()
             .map(|&chosen_first| prompt.render(conversation, chosen_first))
             .collect::<Result<Vec<Vec<ChatMessage>>, String>>()

@@ -45,7 +45,6 @@ pub(super) struct Writer {
     sender: tokio::sync::mpsc::Sender<Option<Finished>>,
     thread: Joined,
     columns: ColumnMap,
-    seed: u64,
 }
 
 type WriterThread = std::thread::JoinHandle<Result<Option<PathBuf>, DatasetError>>;
@@ -79,7 +78,6 @@ pub(super) fn spawn(
 ) -> Result<Writer, DatasetError> {
     let mut output = OutputWriter::create(&config.data_path(), config.format, schema.clone())?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Option<Finished>>(WRITE_BEHIND);
-    let seed = config.seed;
     let mapping = columns.clone();
     let thread = std::thread::Builder::new()
         .name("rejudge-writer".into())
@@ -100,7 +98,6 @@ pub(super) fn spawn(
         sender,
         thread: Joined(Some(thread)),
         columns: mapping,
-        seed,
     })
 }
 
@@ -167,7 +164,6 @@ impl Writer {
             thread,
             sender,
             columns,
-            seed,
         } = self;
         let (mut tally, mut review, mut verdicts) =
             (Tally::default(), Review::default(), Vec::new());
@@ -196,7 +192,7 @@ impl Writer {
                     break;
                 }
             };
-            tally.count(&verdict, &row.facts(&columns, seed), cost.usage);
+            tally.count(&verdict, &row.facts(&columns), cost.usage);
             review.push(row.index, row.conversation.as_ref().ok(), &verdict);
             progress.row(&verdict, cost);
             progress.pace(pace());

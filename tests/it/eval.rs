@@ -246,6 +246,51 @@ fn llmbar_layout_keeps_every_column_and_reports_per_category() {
     }
 }
 
+/// A judge that always answers "A" must not look right under `--order chosen-first`: the
+/// order policy places the pair's own first response, never the human-preferred one, so the
+/// label does not leak into the position.
+#[test]
+fn chosen_first_shows_the_pairs_first_response_not_the_preferred_one() {
+    let folder = tempfile::tempdir().unwrap();
+    // A pull above one half: response A wins whatever the pair holds.
+    let always_a = Stub::start(|_, _| Reply::Simulated {
+        accuracy: 1.0,
+        pull: 0.6,
+    });
+    let chosen_first = [&PAIRWISE[..], &["--order", "chosen-first"]].concat();
+
+    // LLMBar's layout: the first response is output_1, preferred on 20 of 30 pairs.
+    let input = folder.path().join("llmbar.jsonl");
+    let rows: Vec<Value> = (0..30)
+        .map(|i| {
+            let label = if i % 3 == 0 { 2 } else { 1 };
+            json!({"input": format!("Task {i}?"), "output_1": format!("one {i}"),
+                   "output_2": format!("two {i}"), "label": label})
+        })
+        .collect();
+    write_jsonl(&input, &rows);
+    let output = folder.path().join("llmbar");
+    succeeded(&eval(&input, &output, &always_a.url, &chosen_first));
+    let figures = eval_json(&output);
+    assert_eq!(figures["agreement"].as_f64().unwrap(), 20.0 / 30.0);
+
+    // A prompt/chosen/rejected set has no first response of its own: a seeded coin places the
+    // preferred one, so a judge of position alone agrees about half the time.
+    let input = folder.path().join("gold.jsonl");
+    write_jsonl(&input, &labelled_rows(300));
+    let output = folder.path().join("gold");
+    succeeded(&eval(&input, &output, &always_a.url, &chosen_first));
+    let figures = eval_json(&output);
+    let agreement = figures["agreement"].as_f64().unwrap();
+    assert!((0.4..0.6).contains(&agreement), "{agreement}");
+    assert_eq!(
+        figures["first_position_win_rate"]["value"]
+            .as_f64()
+            .unwrap(),
+        1.0
+    );
+}
+
 #[test]
 fn a_gold_column_names_the_preferred_response() {
     let folder = tempfile::tempdir().unwrap();
