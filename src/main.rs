@@ -6,7 +6,8 @@
 //!   broken journal, another run in the folder);
 //! - 2: bad command-line arguments;
 //! - 3: the run finished but some rows failed (transient errors, unreadable answers); running
-//!   the same command again retries just those, so `until rejudge ...; do sleep 60; done` works;
+//!   the same command again sends just the requests that failed, so `until rejudge ...; do
+//!   sleep 60; done` works (an answer still unreadable after its re-ask is final);
 //! - 4: the budget (`--max-cost`) would have been passed; raising it and running the same
 //!   command again continues;
 //! - 130: interrupted (Ctrl-C, SIGTERM); running the same command again resumes.
