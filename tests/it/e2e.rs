@@ -427,6 +427,97 @@ fn batch_files_replayed_through_llama_server_equal_an_online_run() {
     );
 }
 
+const LLMBAR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/llmbar/llmbar.jsonl"
+);
+
+/// `rejudge eval` over the first LLMBar pairs with the one-token pairwise protocol in both
+/// orders, with the judge `judge` names; checks what eval.json and the per-row data must hold
+/// whatever this weak judge decides.
+fn eval_llmbar(judge: &[&std::ffi::OsStr], output: &Path) -> Value {
+    let run = rejudge()
+        .arg("eval")
+        .arg(LLMBAR)
+        .args(["--limit", "6", "--format", "jsonl", "--quiet"])
+        .args([
+            "--mode",
+            "pairwise",
+            "--scoring",
+            "logprobs",
+            "--max-tokens",
+            "1",
+        ])
+        .args([
+            "--order",
+            "both",
+            "--concurrency",
+            "2",
+            "--target-agreement",
+            "0.6",
+        ])
+        .args(judge)
+        .arg("--output")
+        .arg(output)
+        .output()
+        .unwrap();
+    // 3: a pair whose answer the tiny model never makes readable fails and is counted so.
+    let code = run.status.code();
+    assert!(
+        matches!(code, Some(0 | 3)),
+        "{code:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("agreement"),
+        "the summary is printed: {stdout}"
+    );
+    let figures: Value =
+        serde_json::from_str(&std::fs::read_to_string(output.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(figures["rows"], 6);
+    let judged = figures["judged"].as_u64().unwrap();
+    assert!(judged >= 3, "most pairs are judged: {figures}");
+    let agreement = figures["agreement"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&agreement));
+    assert_eq!(
+        figures["position_consistency"]["of"].as_u64().unwrap(),
+        judged,
+        "both orders were judged for every judged pair"
+    );
+    assert!(figures["tokens"]["prompt"].as_u64().unwrap() > 6 * 200);
+    assert!(output.join("agreement.png").is_file());
+    let rows = jsonl_output(output);
+    assert_eq!(rows.len(), 6);
+    for row in &rows {
+        for column in ["input", "output_1", "output_2", "label"] {
+            assert!(!row[column].is_null(), "{column} is kept: {row}");
+        }
+    }
+    figures
+}
+
+#[test]
+fn eval_measures_llama_server_on_llmbar() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let folder = tempfile::tempdir().unwrap();
+    let judge =
+        ["--base-url", server.url.as_str(), "--model", "gemma-3-270m"].map(std::ffi::OsStr::new);
+    let figures = eval_llmbar(&judge, &folder.path().join("eval"));
+    assert!(figures["requests"]["sent"].as_u64().unwrap() >= 12);
+}
+
+#[cfg(feature = "local")]
+#[test]
+fn eval_measures_the_in_process_judge_on_llmbar() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let folder = tempfile::tempdir().unwrap();
+    let model = model();
+    let judge = [std::ffi::OsStr::new("--model-file"), model.as_os_str()];
+    eval_llmbar(&judge, &folder.path().join("eval"));
+}
+
 #[cfg(feature = "local")]
 #[test]
 fn hub_models_are_reused_from_the_cache_offline() {
