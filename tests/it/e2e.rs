@@ -11,6 +11,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The pairwise protocol decided by the verdict token's probabilities, one token an answer.
+const ONE_TOKEN_PAIRWISE: [&str; 6] = [
+    "--mode",
+    "pairwise",
+    "--scoring",
+    "logprobs",
+    "--max-tokens",
+    "1",
+];
+
 /// The model runs one test at a time: two cores cannot serve two.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -382,14 +392,7 @@ fn batch_files_replayed_through_llama_server_equal_an_online_run() {
             .args([
                 "rerank", SLICE, "--limit", "4", "--format", "jsonl", "--quiet",
             ])
-            .args([
-                "--mode",
-                "pairwise",
-                "--scoring",
-                "logprobs",
-                "--max-tokens",
-                "1",
-            ])
+            .args(ONE_TOKEN_PAIRWISE)
             .args(["--order", "both", "--concurrency", "1"])
             .args(["--base-url", &server.url, "--model", "gemma-3-270m"])
             .args(extra)
@@ -440,14 +443,7 @@ fn eval_llmbar(judge: &[&std::ffi::OsStr], output: &Path) -> Value {
         .arg("eval")
         .arg(LLMBAR)
         .args(["--limit", "6", "--format", "jsonl", "--quiet"])
-        .args([
-            "--mode",
-            "pairwise",
-            "--scoring",
-            "logprobs",
-            "--max-tokens",
-            "1",
-        ])
+        .args(ONE_TOKEN_PAIRWISE)
         .args([
             "--order",
             "both",
