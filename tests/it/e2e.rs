@@ -68,6 +68,16 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&["--parallel", "2"])
+    }
+
+    /// One slot and no prompt cache: every request is computed from an empty context, so the
+    /// same request gets the same logits whatever came before it.
+    fn start_deterministic() -> Server {
+        Server::start_with(&["--parallel", "1", "--no-cache-prompt", "--cache-ram", "0"])
+    }
+
+    fn start_with(slots: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -77,15 +87,8 @@ impl Server {
             .arg("-m")
             .arg(model())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--parallel",
-                "2",
-                "--ctx-size",
-                "8192",
-                "--threads",
-                "2",
-                "--no-webui",
-            ])
+            .args(slots)
+            .args(["--ctx-size", "8192", "--threads", "2", "--no-webui"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -383,10 +386,11 @@ fn the_in_process_judge_scores_in_both_modes() {
 #[test]
 fn batch_files_replayed_through_llama_server_equal_an_online_run() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start();
+    let server = Server::start_deterministic();
     let folder = tempfile::tempdir().unwrap();
-    // One request at a time on both paths: a server's batching changes its arithmetic, and the
-    // two outputs are compared exactly.
+    // One request at a time on both paths, on one slot without a prompt cache: a server's
+    // batching and a reused prefix change its arithmetic, and the two outputs are compared
+    // exactly.
     let run = |output: &Path, extra: &[&str]| {
         rejudge()
             .args([
@@ -401,22 +405,51 @@ fn batch_files_replayed_through_llama_server_equal_an_online_run() {
             .output()
             .unwrap()
     };
+    // The tiny model sometimes leaves every verdict token out of its top ten: online, that
+    // answer is asked again once and then fails; through batches, the re-ask is exported in a
+    // second round. Both paths must end in the same rows either way.
     let online = folder.path().join("online");
-    succeeded(&run(&online, &[]));
+    let online_status = run(&online, &[]).status.code();
+    assert!(matches!(online_status, Some(0 | 3)), "{online_status:?}");
 
     let batched = folder.path().join("batched");
-    let requests = folder.path().join("requests.jsonl");
-    succeeded(&run(
-        &batched,
-        &["--batch-export", requests.to_str().unwrap()],
-    ));
-    let exported = std::fs::read_to_string(&requests).unwrap().lines().count();
-    assert_eq!(exported, 8, "4 rows, both orders");
-    let answers = folder.path().join("answers.jsonl");
-    crate::batch::replay_with(&server.url, &[requests], &answers, 1);
-    let imported = run(&batched, &["--batch-import", answers.to_str().unwrap()]);
-    let stderr = exits_with(&imported, 0);
-    assert!(stderr.contains("imported 8 answers"), "{stderr}");
+    let mut imported_total = 0;
+    for round in 1..=3 {
+        let requests = folder.path().join(format!("requests-{round}.jsonl"));
+        succeeded(&run(
+            &batched,
+            &["--batch-export", requests.to_str().unwrap()],
+        ));
+        let exported = std::fs::read_to_string(&requests).unwrap().lines().count();
+        if round == 1 {
+            assert_eq!(exported, 8, "4 rows, both orders");
+        }
+        if exported == 0 {
+            break;
+        }
+        imported_total += exported;
+        let answers = folder.path().join(format!("answers-{round}.jsonl"));
+        crate::batch::replay_with(&server.url, &[requests], &answers, 1);
+        let imported = run(&batched, &["--batch-import", answers.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&imported.stderr).into_owned();
+        // Every line is an answer to a request of this run, read or unreadable.
+        assert!(
+            stderr.contains("0 failed; 0 lines for requests this run does not need"),
+            "{stderr}"
+        );
+        assert_eq!(imported.status.code(), online_status, "{stderr}");
+        if !stderr.contains("not answered by a batch yet")
+            && !String::from_utf8_lossy(&imported.stdout).contains("not answered by a batch yet")
+        {
+            break;
+        }
+    }
+    let online_report = report(&online);
+    assert_eq!(
+        online_report["requests"]["sent"].as_u64(),
+        Some(imported_total as u64),
+        "the batches carried the same requests as the online run"
+    );
     let online_rows = jsonl_output(&online);
     assert!(
         !scored_rows(&online_rows).is_empty(),
