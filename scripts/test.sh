@@ -25,3 +25,8 @@ cargo test "$@"
 # A bounded fuzz smoke run: every target from its seeds for a few seconds, unoptimised and without
 # AddressSanitizer so that it builds in minutes (scripts/fuzz.sh alone runs the full campaign).
 REJUDGE_FUZZ_DEV=1 REJUDGE_FUZZ_SANITIZER=none scripts/fuzz.sh "${REJUDGE_TEST_FUZZ_SECONDS:-10}"
+# The Python wheel (a portable llama.cpp build: about 35 minutes the first time on 2 cores), only
+# when asked for.
+if [[ "${REJUDGE_TEST_WHEEL:-0}" == 1 ]]; then
+  scripts/test-wheel.sh
+fi

@@ -242,6 +242,8 @@ fn new_context<'m>(
 }
 
 fn load(config: &LocalConfig) -> Result<(LlamaBackend, LlamaModel), String> {
+    #[cfg(feature = "cpu-variants")]
+    super::cpu_variants::ensure_loaded()?;
     let mut backend = LlamaBackend::init().map_err(|e| format!("starting llama.cpp: {e}"))?;
     backend.void_logs();
     let model =

@@ -4,6 +4,8 @@
 //! A new backend is one file implementing [`Judge`] plus its variant in [`AnyJudge`].
 
 pub mod batch;
+#[cfg(feature = "cpu-variants")]
+pub mod cpu_variants;
 pub mod error;
 pub mod limit;
 #[cfg(feature = "local")]
