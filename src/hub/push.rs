@@ -138,7 +138,7 @@ fn data_files(folder: &Path, prefix: &str, files: &mut Vec<FolderFile>) -> Resul
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        // Hidden names are half-written files (`.NAME.partial`) and the like.
+        // Hidden names are half-written files (`.NAME.PID-N.tmp`) and the like.
         if name.starts_with('.') {
             continue;
         }

@@ -4,6 +4,7 @@
 //! Built from plain values only: the pipeline hands over what it counted; nothing here knows how
 //! a run works.
 
+mod atomic;
 mod card;
 pub mod eval;
 mod figures;
@@ -778,14 +779,14 @@ fn reason_class(reason: &str) -> String {
     class
 }
 
-/// Writes a file through a temporary sibling and a rename.
+/// Writes a file through a temporary sibling and a rename; the error names the file.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".partial");
-    let temporary = PathBuf::from(temporary);
-    fs_err::write(&temporary, contents)?;
-    fs_err::rename(&temporary, path)?;
-    Ok(())
+    atomic::write(path, contents).map_err(|error| {
+        ReportError::Io(std::io::Error::new(
+            error.kind(),
+            format!("failed to write {}: {error}", path.display()),
+        ))
+    })
 }
 
 #[cfg(test)]

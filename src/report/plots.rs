@@ -28,11 +28,9 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_backend::{BackendColor, BackendCoord, DrawingErrorKind};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Size of the single-panel plots, in pixels (width, height).
 pub const SIZE: (u32, u32) = (800, 480);
@@ -447,7 +445,7 @@ where
     };
     let pixels = rasterize(size, draw).map_err(|e| draw_error(e.to_string()))?;
     let png = encode_png(size, &pixels).map_err(|e| draw_error(e.to_string()))?;
-    write_atomically(path, &png).map_err(|source| PlotError::Io {
+    super::atomic::write(path, &png).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -484,50 +482,6 @@ fn encode_png((width, height): (u32, u32), pixels: &[u8]) -> Result<Vec<u8>, png
     writer.write_image_data(pixels)?;
     writer.finish()?;
     Ok(out)
-}
-
-/// Writes `bytes` to a fresh file beside `path` and renames it over `path`: the rename is atomic
-/// within a folder, so readers see the old file or the complete new one, never a partial one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    // Several plots may be written at once from one process; the counter keeps their names apart.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    loop {
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(
-            ".{}-{}.tmp",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let temp = folder.join(temp_name);
-        let file = match OpenOptions::new().write(true).create_new(true).open(&temp) {
-            Ok(file) => file,
-            // A leftover from a crashed process with the same id: take the next name.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        };
-        let written = fill_and_rename(file, bytes, &temp, path);
-        if written.is_err() {
-            // Best effort: the write already failed, and that error is the one worth reporting.
-            let _ = fs::remove_file(&temp);
-        }
-        return written;
-    }
-}
-
-fn fill_and_rename(mut file: File, bytes: &[u8], temp: &Path, path: &Path) -> io::Result<()> {
-    file.write_all(bytes)?;
-    // Flushed before the rename, so that a crash cannot leave the final name on an empty file.
-    file.sync_all()?;
-    drop(file);
-    fs::rename(temp, path)
 }
 
 fn style(px: f64, color: RGBColor) -> TextStyle<'static> {
@@ -1282,6 +1236,7 @@ fn draw_agreement(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, File};
     use std::io::BufReader;
 
     /// Decodes a PNG written by this module into its size and RGB pixels.

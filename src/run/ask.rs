@@ -73,11 +73,14 @@ pub(super) enum Asked {
     Failed(String),
 }
 
-/// The first request's lock and the count of setup failures in a row.
+/// The first request's lock, its setup failure, and the count of setup failures in a row.
 #[derive(Default)]
 pub(super) struct Gate {
     open: AtomicBool,
     first: tokio::sync::Mutex<()>,
+    /// Set when the first request failed for a reason no request can get past: the rows that
+    /// waited behind it stop with the same error instead of sending their own first request.
+    shut: std::sync::OnceLock<(String, Option<String>)>,
     failing: AtomicU32,
 }
 
@@ -455,15 +458,19 @@ impl<J: Judge> Asker<'_, J> {
             if gate.open.load(Ordering::Acquire) {
                 drop(first);
                 seat.judge.ask(request).await
+            } else if let Some((message, hint)) = gate.shut.get() {
+                return Err(RunError::Setup {
+                    message: message.clone(),
+                    hint: hint.clone(),
+                });
             } else {
                 let result = seat.judge.ask_first(request).await;
                 if let Err(failure) = &result
                     && is_setup(failure)
                 {
-                    return Err(RunError::Setup {
-                        message: failure.to_string(),
-                        hint: error::hint(&failure.error),
-                    });
+                    let (message, hint) = (failure.to_string(), error::hint(&failure.error));
+                    let _ = gate.shut.set((message.clone(), hint.clone()));
+                    return Err(RunError::Setup { message, hint });
                 }
                 gate.open.store(true, Ordering::Release);
                 result

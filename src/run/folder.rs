@@ -7,15 +7,6 @@ use std::path::{Path, PathBuf};
 
 /// The lock file's name inside the output folder.
 const LOCK: &str = ".rejudge.lock";
-/// The report files are written through `NAME.partial` siblings.
-const OWN_FILES: [&str; 6] = [
-    "report.json",
-    "README.md",
-    "rejudge.toml",
-    "review.html",
-    "eval.json",
-    "calibration.json",
-];
 
 /// An exclusive lock on an output folder, released when dropped or when the process dies (the
 /// operating system drops `flock` locks with their process, so a killed run never blocks the
@@ -78,7 +69,10 @@ pub(super) fn inspect(
     target: &Path,
     shard: Option<super::Shard>,
 ) -> Result<Tidy, RunError> {
-    remove_partials(folder)?;
+    if shard.is_none() {
+        // A shard's neighbours may be writing their report files right now.
+        remove_partials(folder)?;
+    }
     let data = folder.join("data");
     if !data.is_dir() {
         return Ok(Tidy::default());
@@ -155,24 +149,21 @@ fn earlier_files(folder: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Half-written report files and plots of an interrupted run.
+/// Half-written report files and plots of an interrupted run: the `.NAME.PID-N.tmp` siblings
+/// that every one of them is written through.
 fn remove_partials(folder: &Path) -> Result<(), RunError> {
-    for name in OWN_FILES {
-        let partial = folder.join(format!("{name}.partial"));
-        if partial.exists() {
-            fs_err::remove_file(&partial).map_err(RunError::Folder)?;
+    for place in [folder.to_path_buf(), folder.join("plots")] {
+        if !place.is_dir() {
+            continue;
         }
-    }
-    let plots = folder.join("plots");
-    if plots.is_dir() {
-        for entry in fs_err::read_dir(&plots).map_err(RunError::Folder)? {
+        for entry in fs_err::read_dir(&place).map_err(RunError::Folder)? {
             let path = entry.map_err(RunError::Folder)?.path();
-            let name = path
+            let hidden = path
                 .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            // Plots are written through `.NAME.PID-N.tmp` siblings.
-            if name.starts_with('.') && path.extension().is_some_and(|e| e == "tmp") {
+                .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."));
+            // Exactly the spelling `atomic::write` uses: nothing else is ours to remove.
+            let ours = hidden && path.extension().is_some_and(|ext| ext == "tmp");
+            if ours && path.is_file() {
                 fs_err::remove_file(&path).map_err(RunError::Folder)?;
             }
         }
@@ -223,5 +214,21 @@ mod tests {
             error.contains("mine.csv") && error.contains("hint:"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn only_an_unsharded_run_removes_half_written_report_files() {
+        let folder = tempfile::tempdir().unwrap();
+        let half_written = folder.path().join(".rejudge.toml.4242-0.tmp");
+        std::fs::write(&half_written, "x").unwrap();
+        let target = folder
+            .path()
+            .join("data")
+            .join("train-00001-of-00004.jsonl");
+        let shard = super::super::Shard::new(1, 4).unwrap();
+        inspect(folder.path(), &target, Some(shard)).unwrap();
+        assert!(half_written.exists(), "another shard may be writing it");
+        inspect(folder.path(), &target, None).unwrap();
+        assert!(!half_written.exists());
     }
 }

@@ -15,6 +15,8 @@ struct FakeJudge {
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
     attempts: AtomicUsize,
+    /// Answers every attempt with this HTTP status instead of a verdict.
+    status: Option<u16>,
 }
 
 impl FakeJudge {
@@ -24,6 +26,7 @@ impl FakeJudge {
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
             attempts: AtomicUsize::new(0),
+            status: None,
         }
     }
 }
@@ -54,6 +57,15 @@ impl Judge for FakeJudge {
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep((self.delay)(row_of(request))).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(status) = self.status {
+            return Err(JudgeError::Status {
+                status,
+                url: "http://judge.invalid/v1/chat/completions".into(),
+                request_id: None,
+                body: "no such route".into(),
+                retry_after: None,
+            });
+        }
         let text = r#"{"response_a": {"rationale": "first", "score": 5}, "response_b": {"rationale": "second", "score": 1}}"#;
         Ok(Reply {
             text: text.into(),
@@ -170,4 +182,15 @@ async fn a_cancelled_run_leaves_no_data_file_and_the_next_asks_only_the_rest() {
         "{committed} of {first}"
     );
     assert_eq!(ids(&config), (0..60).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setup_failure_of_the_first_request_is_the_only_request() {
+    let (_folder, config) = setup(40, 8);
+    let mut judge = FakeJudge::new(|_| Duration::from_millis(10));
+    judge.status = Some(404);
+    let error = run(&judge, &config).await.unwrap_err();
+    assert!(matches!(error, RunError::Setup { .. }), "{error}");
+    // The rows that waited behind the first request stop with its error; none sends its own.
+    assert_eq!(judge.attempts.load(Ordering::SeqCst), 1);
 }
