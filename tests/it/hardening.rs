@@ -109,14 +109,20 @@ fn hf_token_goes_only_to_hugging_face_hosts() {
 #[test]
 fn absurd_retry_after_values_never_crash() {
     let folder = tempfile::tempdir().unwrap();
-    let input = folder.path().join("pairs.jsonl");
-    write_jsonl(&input, &keyword_rows(4));
+    // One row: every value is parsed and turned into a pause on the first answer, where a panic
+    // would be. With more rows, a date far ahead would hold the rest for the clamped five
+    // minutes, as a server that asks for it should get.
+    let one = folder.path().join("one.jsonl");
+    write_jsonl(&one, &keyword_rows(1));
     for value in ["1e20", "-5", "NaN", "soon", "Tue, 01 Jan 2999 00:00:00 GMT"] {
         let stub = Stub::start(move |_, _| Reply::RetryAfter(429, value.to_owned()));
         let output = folder.path().join(format!("out-{}", value.len()));
-        let run = rerank(&input, &output, &stub.url, &["--max-attempts", "1"]);
+        let run = rerank(&one, &output, &stub.url, &["--max-attempts", "1"]);
         exits_with(&run, FAILED_ROWS);
+        assert_eq!(stub.requests(), 1, "{value}");
     }
+    let input = folder.path().join("pairs.jsonl");
+    write_jsonl(&input, &keyword_rows(4));
     // The HTTP-date form is honoured: a date two seconds ahead makes the retry wait.
     let soon = httpdate_in(2);
     let stub = Stub::start(move |n, _| {
