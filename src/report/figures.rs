@@ -2,7 +2,7 @@
 //! sample of rows: a million rows draw the same histograms as a fair sample of them, in bounded
 //! memory.
 
-use super::plots::{self, MarginScale};
+use super::plots::{self, MarginOutcome, MarginScale};
 use super::stats::SplitMix64;
 use crate::prompt::Mode;
 use crate::verdict::{Outcome, Verdict};
@@ -24,6 +24,9 @@ struct PlotRow {
     /// rows.
     ratio: Option<f64>,
     swapped: bool,
+    /// Whether the row came out a tie; absent from samples written before the field was.
+    #[serde(default)]
+    tie: bool,
 }
 
 /// A uniform sample of the run's rows (reservoir sampling, seeded: the same run draws the same
@@ -34,6 +37,18 @@ pub struct PlotSample {
     seen: u64,
     #[serde(skip, default = "sampler")]
     random: SplitMix64,
+}
+
+impl PlotRow {
+    fn margin_outcome(&self) -> MarginOutcome {
+        if self.swapped {
+            MarginOutcome::Swapped
+        } else if self.tie {
+            MarginOutcome::Tie
+        } else {
+            MarginOutcome::Kept
+        }
+    }
 }
 
 fn sampler() -> SplitMix64 {
@@ -85,6 +100,7 @@ impl PlotSample {
                 .filter(|(c, r)| decided && *c > 0 && *r > 0)
                 .map(|(c, r)| (c as f64 / r as f64).log2()),
             swapped,
+            tie: verdict.outcome == Outcome::Tie,
         };
         self.seen += 1;
         if self.rows.len() < SAMPLE {
@@ -130,7 +146,10 @@ pub fn draw(
         let path = place("scores.png");
         plots::score_distributions(&path, (&before.0, &before.1), (&after.0, &after.1))?;
     }
-    let margins: Vec<f64> = rows.iter().filter_map(|r| r.margin).collect();
+    let margins: Vec<(f64, MarginOutcome)> = rows
+        .iter()
+        .filter_map(|r| Some((r.margin?, r.margin_outcome())))
+        .collect();
     let scale = match mode {
         Mode::Rating => MarginScale::SCORES,
         Mode::Pairwise => MarginScale::PROBABILITIES,

@@ -102,15 +102,31 @@ pub fn score_distributions(
 /// Histogram of the decision margin (stored chosen score minus stored rejected score).
 ///
 /// Bins of 0.25 over -4..4, centred on the quarter points; values beyond the range count in the
-/// end bins. The tie band `[-tie_margin, tie_margin]` is shaded, and bars are coloured by the
-/// outcome their centre falls in. A `tie_margin` that is not a positive finite number draws no
-/// band.
+/// end bins. The tie band `[-tie_margin, tie_margin]` is shaded, and each bar is stacked by the
+/// outcome of the rows it counts, so a bar never says "tie" for a row that was kept. A
+/// `tie_margin` that is not a positive finite number draws no band.
 ///
 /// # Errors
 ///
 /// [`PlotError::Draw`] if rendering fails, [`PlotError::Io`] if the file cannot be written.
-pub fn margin_histogram(path: &Path, margins: &[f64], tie_margin: f64) -> Result<(), PlotError> {
+pub fn margin_histogram(
+    path: &Path,
+    margins: &[(f64, MarginOutcome)],
+    tie_margin: f64,
+) -> Result<(), PlotError> {
     margin_histogram_on(path, margins, tie_margin, MarginScale::SCORES)
+}
+
+/// What became of a row whose margin is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarginOutcome {
+    /// The judge agreed with the stored labels.
+    Kept,
+    /// The judge preferred the stored rejected response.
+    Swapped,
+    /// Neither response was preferred enough (the margin, a panel's disagreement, a
+    /// calibration).
+    Tie,
 }
 
 /// The scale of a decision margin: score points (-4 to 4) under the rating protocol, a
@@ -147,7 +163,7 @@ impl MarginScale {
 /// [`PlotError::Draw`] if rendering fails, [`PlotError::Io`] if the file cannot be written.
 pub fn margin_histogram_on(
     path: &Path,
-    margins: &[f64],
+    margins: &[(f64, MarginOutcome)],
     tie_margin: f64,
     scale: MarginScale,
 ) -> Result<(), PlotError> {
@@ -924,7 +940,7 @@ fn step_outlines(counts: &[u64], first: f64, half: f64) -> Vec<Vec<(f64, u64)>> 
 
 fn draw_margins(
     root: &Area<'_>,
-    margins: &[f64],
+    margins: &[(f64, MarginOutcome)],
     tie_margin: f64,
     scale: MarginScale,
     title: &str,
@@ -945,8 +961,8 @@ fn draw_margins(
         items.push((format!("tie band ±{}", number(t)), Swatch::Block(BAND)));
     }
     let body = legend(&body, &items)?;
-    let counts = histogram(margins, -extent, width, MARGIN_BINS);
-    let top = counts.iter().copied().max().unwrap_or(0);
+    let counts = stacked_histogram(margins, -extent, width);
+    let top = counts.iter().map(|bin| bin.iter().sum()).max().unwrap_or(0);
     if top == 0 {
         return no_data(&body);
     }
@@ -965,28 +981,42 @@ fn draw_margins(
         .x_desc(scale.unit)
         .y_desc("rows")
         .draw()?;
-    let tie = band.unwrap_or(0.0);
-    chart.draw_series(
-        counts
-            .iter()
-            .zip(0_u32..)
-            .filter(|(n, _)| **n > 0)
-            .map(|(n, i)| {
-                let centre = -extent + width * f64::from(i);
-                let color = if centre > tie {
-                    GREEN
-                } else if centre < -tie {
-                    ORANGE
-                } else {
-                    SKY
-                };
-                let mut bar =
-                    Rectangle::new([(centre - half, 0), (centre + half, *n)], color.filled());
-                bar.set_margin(0, 0, 1, 1);
-                bar
-            }),
-    )?;
+    let mut bars = Vec::new();
+    for (bin, i) in counts.iter().zip(0_u32..) {
+        let centre = -extent + width * f64::from(i);
+        let mut base = 0;
+        for (n, color) in bin.iter().zip(STACK_COLOURS) {
+            if *n == 0 {
+                continue;
+            }
+            let mut bar = Rectangle::new(
+                [(centre - half, base), (centre + half, base + n)],
+                color.filled(),
+            );
+            bar.set_margin(0, 0, 1, 1);
+            bars.push(bar);
+            base += n;
+        }
+    }
+    chart.draw_series(bars)?;
     Ok(())
+}
+
+/// The colours of a margin bar's segments, bottom up: kept, tie, swapped.
+const STACK_COLOURS: [RGBColor; 3] = [GREEN, SKY, ORANGE];
+
+/// Counts per margin bin, split by outcome in [`STACK_COLOURS`]' order.
+fn stacked_histogram(margins: &[(f64, MarginOutcome)], first: f64, width: f64) -> Vec<[u64; 3]> {
+    let mut counts = vec![[0_u64; 3]; MARGIN_BINS];
+    for &(value, outcome) in margins.iter().filter(|(v, _)| v.is_finite()) {
+        let segment = match outcome {
+            MarginOutcome::Kept => 0,
+            MarginOutcome::Tie => 1,
+            MarginOutcome::Swapped => 2,
+        };
+        counts[bin(value, first, width, MARGIN_BINS)][segment] += 1;
+    }
+    counts
 }
 
 /// Tick label of a length-ratio bin: the ratio itself, the end bins open-ended.
@@ -1287,7 +1317,12 @@ mod tests {
                 Box::new(|root, title| {
                     draw_margins(
                         root,
-                        &[-1.0, 0.0, 0.25, 2.0],
+                        &[
+                            (-1.0, MarginOutcome::Swapped),
+                            (0.0, MarginOutcome::Tie),
+                            (0.25, MarginOutcome::Tie),
+                            (2.0, MarginOutcome::Kept),
+                        ],
                         0.5,
                         MarginScale::SCORES,
                         title,
@@ -1352,8 +1387,12 @@ mod tests {
         let counts = [("tie", 0), ("kept", u64::try_from(finite).unwrap())];
         outcomes(&file("outcomes"), &counts, "Outcomes").unwrap();
         score_distributions(&file("scores"), (scores, scores), (scores, &[])).unwrap();
-        margin_histogram(&file("margins"), scores, 0.5).unwrap();
-        margin_histogram(&file("margins-no-band"), scores, f64::NAN).unwrap();
+        let margins: Vec<(f64, MarginOutcome)> = scores
+            .iter()
+            .map(|&score| (score, MarginOutcome::Kept))
+            .collect();
+        margin_histogram(&file("margins"), &margins, 0.5).unwrap();
+        margin_histogram(&file("margins-no-band"), &margins, f64::NAN).unwrap();
         swap_rate_by_length(&file("swap"), flags).unwrap();
         agreement_coverage(&file("agreement"), curve, Some(0.5)).unwrap();
         agreement_coverage(&file("agreement-unmarked"), curve, None).unwrap();
@@ -1434,10 +1473,30 @@ mod tests {
     }
 
     #[test]
+    fn a_margin_bar_is_split_by_what_its_rows_became() {
+        // Margins of 0.05 and -0.05 share the bin centred on 0 with a true tie: under a tie
+        // margin of 0 they were kept and swapped, and the bar must say so.
+        let margins = [
+            (0.05, MarginOutcome::Kept),
+            (0.0, MarginOutcome::Tie),
+            (-0.05, MarginOutcome::Swapped),
+            (3.0, MarginOutcome::Tie),
+        ];
+        let counts = stacked_histogram(&margins, -4.0, 0.25);
+        assert_eq!(counts.len(), MARGIN_BINS);
+        assert_eq!(counts[16], [1, 1, 1]);
+        // A panel's tie far from zero stays a tie.
+        assert_eq!(counts[28], [0, 1, 0]);
+        assert_eq!(counts.iter().flatten().sum::<u64>(), 4);
+    }
+
+    #[test]
     fn output_is_deterministic() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
-        let margins: Vec<f64> = (0..500).map(|i| f64::from(i % 17) * 0.5 - 4.0).collect();
+        let margins: Vec<(f64, MarginOutcome)> = (0..500)
+            .map(|i| (f64::from(i % 17) * 0.5 - 4.0, MarginOutcome::Kept))
+            .collect();
         margin_histogram(&a, &margins, 0.5).unwrap();
         margin_histogram(&b, &margins, 0.5).unwrap();
         assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
